@@ -1,0 +1,455 @@
+//! Validation of an uploaded CSR against the policy of one environment.
+
+use der::asn1::{Any, BitString, ObjectIdentifier as Oid};
+use der::{Decode, Encode, Reader, SliceReader, Tag, Tagged};
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use x509_cert::ext::Extensions;
+use x509_cert::request::{CertReq, Version};
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+
+use crate::input::{decode_upload, malformed};
+use crate::subject::check_subject;
+use crate::{Environment, ExpectedSubject, Finding, FindingCode};
+
+/// The largest upload accepted, in bytes. A P-256 CSR in PEM is about 400 bytes.
+pub const MAX_UPLOAD_BYTES: usize = 16 * 1024;
+
+const ID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+const PRIME256V1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+const EXTENSION_REQUEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.14");
+const CHALLENGE_PASSWORD: Oid = Oid::new_unwrap("1.2.840.113549.1.9.7");
+const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
+const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
+const EXTENDED_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+
+/// The outcome of validation.
+#[derive(Debug)]
+pub enum Verdict {
+    Accepted(VerifiedCsr),
+    Rejected(RejectedCsr),
+}
+
+impl Verdict {
+    pub fn findings(&self) -> &[Finding] {
+        match self {
+            Verdict::Accepted(csr) => &csr.warnings,
+            Verdict::Rejected(rejected) => &rejected.findings,
+        }
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Verdict::Accepted(_))
+    }
+}
+
+/// A CSR that passed every rule of its environment. Only [`validate`] creates one.
+#[derive(Clone, Debug)]
+pub struct VerifiedCsr {
+    der: Vec<u8>,
+    spki_der: Vec<u8>,
+    spki_sha256: [u8; 32],
+    public_key: p256::PublicKey,
+    subject: ExpectedSubject,
+    signature_algorithm: &'static str,
+    warnings: Vec<Finding>,
+}
+
+impl VerifiedCsr {
+    /// The CSR exactly as received, in DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The SubjectPublicKeyInfo in DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// The SHA-256 of the SubjectPublicKeyInfo DER, the key's fingerprint.
+    pub fn spki_sha256(&self) -> [u8; 32] {
+        self.spki_sha256
+    }
+
+    pub fn spki_sha256_hex(&self) -> String {
+        hex::encode(self.spki_sha256)
+    }
+
+    pub fn public_key(&self) -> &p256::PublicKey {
+        &self.public_key
+    }
+
+    /// The validated subject, equal to the environment's expected subject.
+    pub fn subject(&self) -> &ExpectedSubject {
+        &self.subject
+    }
+
+    pub fn signature_algorithm(&self) -> &'static str {
+        self.signature_algorithm
+    }
+
+    pub fn warnings(&self) -> &[Finding] {
+        &self.warnings
+    }
+}
+
+/// A CSR that failed validation, with every finding. `der` and `spki_sha256` are set
+/// when the upload was a well-formed CSR; they are never set for an upload that
+/// contained a private key.
+#[derive(Clone, Debug)]
+pub struct RejectedCsr {
+    pub findings: Vec<Finding>,
+    pub der: Option<Vec<u8>>,
+    pub spki_sha256: Option<[u8; 32]>,
+}
+
+impl RejectedCsr {
+    fn single(finding: Finding) -> Self {
+        RejectedCsr { findings: vec![finding], der: None, spki_sha256: None }
+    }
+
+    /// The code of the first error, which is the reason given for the rejection.
+    pub fn reason(&self) -> Option<FindingCode> {
+        self.findings.iter().find(|f| f.is_error()).map(|f| f.code)
+    }
+}
+
+/// Validates an upload (PEM or DER) for `environment`. `all` lists every configured
+/// environment, so that a CSR made for another one is named as such.
+pub fn validate(input: &[u8], environment: &Environment, all: &[Environment]) -> Verdict {
+    if input.len() > MAX_UPLOAD_BYTES {
+        let size = input.len();
+        return Verdict::Rejected(RejectedCsr::single(Finding::error(
+            FindingCode::TooLarge,
+            format!("The upload is {size} bytes; at most {MAX_UPLOAD_BYTES} bytes are accepted. A P-256 CSR is about 400 bytes: upload only the file that openssl req -new wrote."),
+            format!("De upload is {size} bytes; maximaal {MAX_UPLOAD_BYTES} bytes worden geaccepteerd. Een P-256-CSR is ongeveer 400 bytes: upload alleen het bestand dat openssl req -new schreef."),
+        )));
+    }
+
+    let der = match decode_upload(input) {
+        Ok(der) => der,
+        Err(finding) => return Verdict::Rejected(RejectedCsr::single(finding)),
+    };
+
+    let (csr, tbs) = match parse_strict(&der) {
+        Ok(parsed) => parsed,
+        Err(finding) => return Verdict::Rejected(RejectedCsr::single(finding)),
+    };
+
+    let spki_der = csr
+        .info
+        .public_key
+        .to_der()
+        .expect("a SubjectPublicKeyInfo that was just decoded encodes again");
+    let spki_sha256: [u8; 32] = Sha256::digest(&spki_der).into();
+
+    let mut findings = Vec::new();
+
+    let key = check_key(&csr.info.public_key, &mut findings);
+    let algorithm = check_signature_algorithm(&csr, &mut findings);
+    if let (Some(key), Some(algorithm)) = (&key, algorithm) {
+        check_signature(key, algorithm, tbs, &csr.signature, &mut findings);
+    }
+    findings.extend(check_subject(&csr.info.subject, environment, all));
+    check_attributes(&csr, &mut findings);
+
+    if findings.iter().any(Finding::is_error) {
+        return Verdict::Rejected(RejectedCsr { findings, der: Some(der), spki_sha256: Some(spki_sha256) });
+    }
+
+    let (Some(public_key), Some(algorithm)) = (key, algorithm) else {
+        unreachable!("a CSR without errors has a P-256 key and an accepted signature algorithm");
+    };
+    Verdict::Accepted(VerifiedCsr {
+        der,
+        spki_der,
+        spki_sha256,
+        public_key,
+        subject: environment.subject.clone(),
+        signature_algorithm: algorithm.name(),
+        warnings: findings,
+    })
+}
+
+/// Decodes the CSR as strict DER and returns it with the exact bytes of its
+/// CertificationRequestInfo, over which the signature is computed.
+fn parse_strict(der: &[u8]) -> Result<(CertReq, &[u8]), Finding> {
+    let csr = CertReq::from_der(der).map_err(|error| {
+        malformed(
+            format!("The upload is not a valid DER-encoded certificate signing request ({error}). Upload the file exactly as openssl req -new wrote it."),
+            format!("De upload is geen geldige DER-gecodeerde certificaataanvraag ({error}). Upload het bestand precies zoals openssl req -new het schreef."),
+        )
+    })?;
+
+    let reencoded = csr.to_der().ok();
+    if reencoded.as_deref() != Some(der) {
+        return Err(malformed(
+            "The CSR is not in canonical DER: encoding it again gives other bytes. Make a new CSR with openssl req -new.",
+            "De CSR is niet in canonieke DER: opnieuw coderen geeft andere bytes. Maak een nieuwe CSR met openssl req -new.",
+        ));
+    }
+
+    if csr.info.version != Version::V1 {
+        return Err(malformed(
+            "The CSR version is not 0 (v1). Make a new CSR with openssl req -new.",
+            "De CSR-versie is niet 0 (v1). Maak een nieuwe CSR met openssl req -new.",
+        ));
+    }
+
+    let tbs = certification_request_info_bytes(der).ok_or_else(|| {
+        malformed(
+            "The CSR's CertificationRequestInfo could not be read.",
+            "De CertificationRequestInfo van de CSR kon niet worden gelezen.",
+        )
+    })?;
+    Ok((csr, tbs))
+}
+
+fn certification_request_info_bytes(der: &[u8]) -> Option<&[u8]> {
+    let mut reader = SliceReader::new(der).ok()?;
+    let outer = der::Header::decode(&mut reader).ok()?;
+    if outer.tag != Tag::Sequence {
+        return None;
+    }
+    reader.tlv_bytes().ok()
+}
+
+fn check_key(spki: &SubjectPublicKeyInfoOwned, findings: &mut Vec<Finding>) -> Option<p256::PublicKey> {
+    let algorithm = spki.algorithm.oid;
+    if algorithm != ID_EC_PUBLIC_KEY {
+        let name = key_algorithm_name(algorithm);
+        findings.push(Finding::error(
+            FindingCode::KeyType,
+            format!("The public key is {name}; expected an EC key on the curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("De publieke sleutel is {name}; verwacht werd een EC-sleutel op de curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+        ));
+        return None;
+    }
+
+    let curve = spki.algorithm.parameters.as_ref().map(curve_name);
+    if curve.as_deref() != Some("prime256v1") {
+        let found = curve.unwrap_or_else(|| "an EC key without curve parameters".to_owned());
+        findings.push(Finding::error(
+            FindingCode::KeyCurve,
+            format!("The EC key uses {found}; expected the named curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("De EC-sleutel gebruikt {found}; verwacht werd de benoemde curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+        ));
+        return None;
+    }
+
+    let point = spki.subject_public_key.as_bytes().unwrap_or_default();
+    let public_key = p256::PublicKey::from_sec1_bytes(point);
+
+    match point.first() {
+        Some(0x04) if point.len() == 65 => {}
+        Some(0x02 | 0x03) => findings.push(Finding::error(
+            FindingCode::KeyEncoding,
+            "The EC public key is a compressed point; expected the uncompressed form (starting with 04) that openssl req writes by default. Make a new key and CSR without -conv_form compressed.",
+            "De EC-sleutel is een gecomprimeerd punt; verwacht werd de ongecomprimeerde vorm (beginnend met 04) die openssl req standaard schrijft. Maak een nieuwe sleutel en CSR zonder -conv_form compressed.",
+        )),
+        _ => findings.push(Finding::error(
+            FindingCode::KeyEncoding,
+            "The EC public key is not a 65-byte uncompressed point. Make a new key and CSR with openssl req.",
+            "De EC-sleutel is geen ongecomprimeerd punt van 65 bytes. Maak een nieuwe sleutel en CSR met openssl req.",
+        )),
+    }
+
+    match public_key {
+        Ok(key) => Some(key),
+        Err(_) => {
+            findings.push(Finding::error(
+                FindingCode::KeyInvalid,
+                "The EC public key is not a point on the P-256 curve. Make a new key and CSR with openssl req.",
+                "De EC-sleutel is geen punt op de P-256-curve. Maak een nieuwe sleutel en CSR met openssl req.",
+            ));
+            None
+        }
+    }
+}
+
+fn curve_name(parameters: &Any) -> String {
+    if parameters.tag() == Tag::Sequence {
+        return "explicit curve parameters".to_owned();
+    }
+    let Ok(oid) = parameters.decode_as::<Oid>() else {
+        return format!("curve parameters of type {}", parameters.tag());
+    };
+    if oid == PRIME256V1 {
+        return "prime256v1".to_owned();
+    }
+    match oid.to_string().as_str() {
+        "1.3.132.0.34" => "the curve secp384r1 (P-384)",
+        "1.3.132.0.35" => "the curve secp521r1 (P-521)",
+        "1.3.132.0.10" => "the curve secp256k1",
+        "1.3.36.3.3.2.8.1.1.7" => "the curve brainpoolP256r1",
+        other => return format!("the curve with OID {other}"),
+    }
+    .to_owned()
+}
+
+fn key_algorithm_name(oid: Oid) -> String {
+    match oid.to_string().as_str() {
+        "1.2.840.113549.1.1.1" => "an RSA key".to_owned(),
+        "1.2.840.113549.1.1.10" => "an RSA-PSS key".to_owned(),
+        "1.3.101.112" => "an Ed25519 key".to_owned(),
+        "1.3.101.113" => "an Ed448 key".to_owned(),
+        "1.3.101.110" => "an X25519 key".to_owned(),
+        "1.3.101.111" => "an X448 key".to_owned(),
+        "1.2.840.10040.4.1" => "a DSA key".to_owned(),
+        other => format!("a key of algorithm {other}"),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SignatureAlgorithm {
+    EcdsaSha256,
+    EcdsaSha384,
+    EcdsaSha512,
+}
+
+impl SignatureAlgorithm {
+    fn name(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::EcdsaSha256 => "ecdsa-with-SHA256",
+            SignatureAlgorithm::EcdsaSha384 => "ecdsa-with-SHA384",
+            SignatureAlgorithm::EcdsaSha512 => "ecdsa-with-SHA512",
+        }
+    }
+
+    fn prehash(self, message: &[u8]) -> Vec<u8> {
+        match self {
+            SignatureAlgorithm::EcdsaSha256 => Sha256::digest(message).to_vec(),
+            SignatureAlgorithm::EcdsaSha384 => Sha384::digest(message).to_vec(),
+            SignatureAlgorithm::EcdsaSha512 => Sha512::digest(message).to_vec(),
+        }
+    }
+}
+
+fn check_signature_algorithm(csr: &CertReq, findings: &mut Vec<Finding>) -> Option<SignatureAlgorithm> {
+    let oid = csr.algorithm.oid;
+    let algorithm = match oid {
+        ECDSA_WITH_SHA256 => Some(SignatureAlgorithm::EcdsaSha256),
+        ECDSA_WITH_SHA384 => Some(SignatureAlgorithm::EcdsaSha384),
+        ECDSA_WITH_SHA512 => Some(SignatureAlgorithm::EcdsaSha512),
+        _ => None,
+    };
+    // RFC 5758: the ecdsa-with-SHA2 identifiers have absent parameters.
+    if let (Some(algorithm), None) = (algorithm, &csr.algorithm.parameters) {
+        return Some(algorithm);
+    }
+
+    let name = match oid.to_string().as_str() {
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1".to_owned(),
+        "1.2.840.10045.4.3.1" => "ecdsa-with-SHA224".to_owned(),
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption".to_owned(),
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption".to_owned(),
+        "1.3.101.112" => "Ed25519".to_owned(),
+        _ if algorithm.is_some() => format!("{} with parameters", oid),
+        other => format!("the algorithm with OID {other}"),
+    };
+    findings.push(Finding::error(
+        FindingCode::SignatureAlgorithm,
+        format!("The CSR is signed with {name}; expected ecdsa-with-SHA256, -SHA384 or -SHA512. Make a new CSR without -sha1 (openssl req uses SHA-256 by default)."),
+        format!("De CSR is ondertekend met {name}; verwacht werd ecdsa-with-SHA256, -SHA384 of -SHA512. Maak een nieuwe CSR zonder -sha1 (openssl req gebruikt standaard SHA-256)."),
+    ));
+    None
+}
+
+fn check_signature(
+    key: &p256::PublicKey,
+    algorithm: SignatureAlgorithm,
+    tbs: &[u8],
+    signature: &BitString,
+    findings: &mut Vec<Finding>,
+) {
+    let verifies = signature
+        .as_bytes()
+        .and_then(|bytes| Signature::from_der(bytes).ok())
+        .is_some_and(|signature| {
+            VerifyingKey::from(key)
+                .verify_prehash(&algorithm.prehash(tbs), &signature)
+                .is_ok()
+        });
+    if !verifies {
+        findings.push(Finding::error(
+            FindingCode::Signature,
+            "The CSR's signature does not verify with its public key, so it does not prove possession of the private key: the CSR was changed after it was signed. Upload the file exactly as openssl req -new wrote it, or make a new one.",
+            "De handtekening van de CSR klopt niet met de publieke sleutel, dus bewijst niet dat u de privésleutel bezit: de CSR is na het ondertekenen gewijzigd. Upload het bestand precies zoals openssl req -new het schreef, of maak een nieuwe.",
+        ));
+    }
+}
+
+fn check_attributes(csr: &CertReq, findings: &mut Vec<Finding>) {
+    for attribute in csr.info.attributes.iter() {
+        if attribute.oid == EXTENSION_REQUEST {
+            check_extension_request(attribute.values.as_slice(), findings);
+            continue;
+        }
+
+        let name = if attribute.oid == CHALLENGE_PASSWORD {
+            "challengePassword".to_owned()
+        } else {
+            format!("the attribute with OID {}", attribute.oid)
+        };
+        findings.push(Finding::error(
+            FindingCode::Attribute,
+            format!("The CSR contains {name}; expected no attributes. Remove the attributes section from the OpenSSL config, or use the openssl req command with -subj as given."),
+            format!("De CSR bevat {name}; verwacht werden geen attributen. Verwijder de sectie attributes uit de OpenSSL-configuratie, of gebruik het openssl req-commando met -subj zoals gegeven."),
+        ));
+    }
+}
+
+fn check_extension_request(values: &[Any], findings: &mut Vec<Finding>) {
+    let extensions = match values {
+        [value] => value.decode_as::<Extensions>().ok(),
+        _ => None,
+    };
+    let Some(extensions) = extensions else {
+        findings.push(Finding::error(
+            FindingCode::Attribute,
+            "The CSR's extensionRequest attribute is not one valid list of extensions. Make a new CSR with openssl req.",
+            "Het extensionRequest-attribuut van de CSR is geen geldige lijst van extensies. Maak een nieuwe CSR met openssl req.",
+        ));
+        return;
+    };
+
+    let mut ignored = Vec::new();
+    for extension in &extensions {
+        match extension.extn_id {
+            SUBJECT_ALT_NAME => ignored.push("subjectAltName"),
+            KEY_USAGE => ignored.push("keyUsage"),
+            EXTENDED_KEY_USAGE => ignored.push("extendedKeyUsage"),
+            other => {
+                let name = extension_name(other);
+                findings.push(Finding::error(
+                    FindingCode::Extension,
+                    format!("The CSR requests the extension {name}; only subjectAltName, keyUsage and extendedKeyUsage may be requested. Make a new CSR without -addext or req_extensions."),
+                    format!("De CSR vraagt de extensie {name} aan; alleen subjectAltName, keyUsage en extendedKeyUsage mogen worden aangevraagd. Maak een nieuwe CSR zonder -addext of req_extensions."),
+                ));
+            }
+        }
+    }
+
+    if !ignored.is_empty() {
+        let list = ignored.join(", ");
+        findings.push(Finding::warning(
+            FindingCode::Extension,
+            format!("The CSR requests {list}. These are ignored: the CA's certificate profile decides the extensions of the certificate."),
+            format!("De CSR vraagt {list} aan. Die worden genegeerd: het certificaatprofiel van de CA bepaalt de extensies van het certificaat."),
+        ));
+    }
+}
+
+fn extension_name(oid: Oid) -> String {
+    match oid.to_string().as_str() {
+        "2.5.29.19" => "basicConstraints".to_owned(),
+        "2.5.29.14" => "subjectKeyIdentifier".to_owned(),
+        "2.5.29.32" => "certificatePolicies".to_owned(),
+        "1.3.6.1.5.5.7.1.1" => "authorityInfoAccess".to_owned(),
+        other => format!("with OID {other}"),
+    }
+}
