@@ -1,0 +1,74 @@
+//! Issued certificates.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A certificate to record for a request.
+#[derive(Clone, Debug)]
+pub struct NewCertificate<'a> {
+    pub request_id: Uuid,
+    pub serial_hex: &'a str,
+    pub issuer: &'a str,
+    pub pem: &'a str,
+    pub chain_pem: &'a str,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub sha256: &'a [u8],
+    pub spki_sha256: &'a [u8],
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CertificateRow {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub serial_hex: String,
+    pub issuer: String,
+    #[serde(skip)]
+    pub pem: String,
+    #[serde(skip)]
+    pub chain_pem: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    #[serde(serialize_with = "crate::requests::serialize_hex")]
+    pub sha256: Vec<u8>,
+}
+
+/// Records a certificate. A request has at most one: a second insert fails.
+#[tracing::instrument(name = "db.insert_certificate", skip_all, fields(request.id = %certificate.request_id))]
+pub async fn insert(conn: &mut PgConnection, certificate: &NewCertificate<'_>) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    sqlx::query!(
+        r#"INSERT INTO certificates
+               (id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256, spki_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+        id,
+        certificate.request_id,
+        certificate.serial_hex,
+        certificate.issuer,
+        certificate.pem,
+        certificate.chain_pem,
+        certificate.not_before,
+        certificate.not_after,
+        certificate.sha256,
+        certificate.spki_sha256,
+    )
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Finds the certificate of a request.
+#[tracing::instrument(name = "db.certificate_for_request", skip(conn))]
+pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<CertificateRow>, sqlx::Error> {
+    sqlx::query_as!(
+        CertificateRow,
+        r#"SELECT id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256
+           FROM certificates WHERE request_id = $1"#,
+        request_id
+    )
+    .fetch_optional(conn)
+    .await
+}

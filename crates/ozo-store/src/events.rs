@@ -1,0 +1,70 @@
+//! The append-only event log.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Who caused an event.
+#[derive(Clone, Debug)]
+pub enum Actor {
+    /// A person or automation signed in with an account.
+    Account(String),
+    /// A client uploading a CSR.
+    Client,
+    /// The signing step of the service itself.
+    Signer,
+}
+
+impl Actor {
+    pub fn as_text(&self) -> String {
+        match self {
+            Actor::Account(name) => format!("account:{name}"),
+            Actor::Client => "client".to_owned(),
+            Actor::Signer => "signer".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Event {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub kind: String,
+    pub detail: Value,
+}
+
+/// Appends an event.
+#[tracing::instrument(name = "db.append_event", skip(conn, detail))]
+pub async fn append(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    request_id: Option<Uuid>,
+    kind: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO events (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)",
+        actor.as_text(),
+        request_id,
+        kind,
+        detail,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lists the events of one request, oldest first.
+#[tracing::instrument(name = "db.events_for_request", skip(conn))]
+pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query_as!(
+        Event,
+        "SELECT id, at, actor, kind, detail FROM events WHERE request_id = $1 ORDER BY id",
+        request_id
+    )
+    .fetch_all(conn)
+    .await
+}

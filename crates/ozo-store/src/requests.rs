@@ -1,0 +1,239 @@
+//! Requests and their state transitions.
+
+use ozo_domain::{Finding, FindingCode, RequestStatus, Severity};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{is_unique_violation, StoreError};
+
+/// A finding as stored in the `findings` column, in both languages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    pub code: String,
+    pub severity: String,
+    pub en: String,
+    pub nl: String,
+}
+
+impl From<&Finding> for StoredFinding {
+    fn from(finding: &Finding) -> Self {
+        StoredFinding {
+            code: finding.code.as_str().to_owned(),
+            severity: finding.severity.as_str().to_owned(),
+            en: finding.en.clone(),
+            nl: finding.nl.clone(),
+        }
+    }
+}
+
+impl StoredFinding {
+    /// Converts back to a domain finding; `None` for a code this version does not know.
+    pub fn to_finding(&self) -> Option<Finding> {
+        let code = FindingCode::parse(&self.code)?;
+        let severity = match self.severity.as_str() {
+            "warning" => Severity::Warning,
+            _ => Severity::Error,
+        };
+        Some(Finding { code, severity, en: self.en.clone(), nl: self.nl.clone() })
+    }
+}
+
+/// A request to insert.
+#[derive(Clone, Debug)]
+pub struct NewRequest<'a> {
+    pub id: Uuid,
+    pub environment: &'a str,
+    pub organisation: &'a str,
+    pub contact: &'a str,
+    /// `pending` for an accepted CSR, `rejected` for one that failed validation.
+    pub status: RequestStatus,
+    pub csr_der: Option<&'a [u8]>,
+    pub spki_sha256: Option<&'a [u8]>,
+    pub findings: &'a [Finding],
+}
+
+/// A stored request.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub environment: String,
+    pub organisation: String,
+    pub contact: String,
+    pub status: RequestStatus,
+    #[serde(skip)]
+    pub csr_der: Option<Vec<u8>>,
+    #[serde(serialize_with = "serialize_optional_hex")]
+    pub spki_sha256: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub findings: Vec<StoredFinding>,
+    pub status_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub(crate) fn serialize_hex<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    serializer.serialize_str(&hex)
+}
+
+fn serialize_optional_hex<S: serde::Serializer>(bytes: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(bytes) => serialize_hex(bytes, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+struct RawRequest {
+    id: Uuid,
+    environment: String,
+    organisation: String,
+    contact: String,
+    status: String,
+    csr_der: Option<Vec<u8>>,
+    spki_sha256: Option<Vec<u8>>,
+    findings: serde_json::Value,
+    status_reason: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<RawRequest> for RequestRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawRequest) -> Result<Self, StoreError> {
+        let status = raw.status.parse().map_err(|e| StoreError::Corrupt(format!("request {}: {e}", raw.id)))?;
+        let findings = serde_json::from_value(raw.findings)
+            .map_err(|e| StoreError::Corrupt(format!("request {}: findings: {e}", raw.id)))?;
+        Ok(RequestRow {
+            id: raw.id,
+            environment: raw.environment,
+            organisation: raw.organisation,
+            contact: raw.contact,
+            status,
+            csr_der: raw.csr_der,
+            spki_sha256: raw.spki_sha256,
+            findings,
+            status_reason: raw.status_reason,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+        })
+    }
+}
+
+/// Inserts a request. A public key already on a request that was not rejected gives
+/// [`StoreError::KeyReuse`].
+#[tracing::instrument(name = "db.insert_request", skip_all, fields(request.id = %request.id, environment = request.environment))]
+pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result<(), StoreError> {
+    let findings: Vec<StoredFinding> = request.findings.iter().map(StoredFinding::from).collect();
+    let findings = serde_json::to_value(findings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+
+    let result = sqlx::query!(
+        r#"INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        request.id,
+        request.environment,
+        request.organisation,
+        request.contact,
+        request.status.as_str(),
+        request.csr_der,
+        request.spki_sha256,
+        findings,
+    )
+    .execute(conn)
+    .await;
+
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error, "requests_spki_sha256_key") => Err(StoreError::KeyReuse),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Finds a request by id.
+#[tracing::instrument(name = "db.get_request", skip(conn))]
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, StoreError> {
+    let raw = sqlx::query_as!(
+        RawRequest,
+        r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                  status_reason, created_at, updated_at
+           FROM requests WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    raw.map(RequestRow::try_from).transpose()
+}
+
+/// Lists requests, oldest first, optionally only those with one status.
+#[tracing::instrument(name = "db.list_requests", skip(conn))]
+pub async fn list(
+    conn: &mut PgConnection,
+    status: Option<RequestStatus>,
+    limit: i64,
+) -> Result<Vec<RequestRow>, StoreError> {
+    let raws = sqlx::query_as!(
+        RawRequest,
+        r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                  status_reason, created_at, updated_at
+           FROM requests
+           WHERE ($1::text IS NULL OR status = $1)
+           ORDER BY created_at, id
+           LIMIT $2"#,
+        status.map(RequestStatus::as_str),
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    raws.into_iter().map(RequestRow::try_from).collect()
+}
+
+/// The result of a conditional state change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// The request was not in the expected state; nothing changed.
+    Conflict { current: RequestStatus },
+    NotFound,
+}
+
+/// Moves a request from `from` to `to` if, and only if, it is in `from` now. Of two
+/// concurrent callers exactly one sees [`Transition::Done`].
+#[tracing::instrument(name = "db.transition_request", skip(conn, reason))]
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: RequestStatus,
+    to: RequestStatus,
+    reason: Option<&str>,
+) -> Result<Transition, StoreError> {
+    debug_assert!(from.can_become(to), "{from} -> {to} is not a transition");
+
+    let updated = sqlx::query!(
+        r#"UPDATE requests SET status = $3, status_reason = COALESCE($4, status_reason), updated_at = now()
+           WHERE id = $1 AND status = $2"#,
+        id,
+        from.as_str(),
+        to.as_str(),
+        reason,
+    )
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(Transition::Done);
+    }
+
+    let current = sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1", id)
+        .fetch_optional(conn)
+        .await?;
+    match current {
+        None => Ok(Transition::NotFound),
+        Some(status) => {
+            let current = status.parse().map_err(|e| StoreError::Corrupt(format!("request {id}: {e}")))?;
+            Ok(Transition::Conflict { current })
+        }
+    }
+}
