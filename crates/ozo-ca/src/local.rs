@@ -113,12 +113,9 @@ impl LocalCa {
 
     fn issue(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, String> {
         let csr = request.csr;
-        let subject = Name::from_str(&format!(
-            "CN={},O={}",
-            escape_rdn_value(&csr.subject().common_name),
-            escape_rdn_value(&csr.subject().organization)
-        ))
-        .map_err(|e| format!("subject: {e}"))?;
+        // The subject is copied from the CSR as encoded, which validation proved to be
+        // exactly the environment's subject.
+        let subject = Name::from_der(csr.subject_der()).map_err(|e| format!("subject: {e}"))?;
         let spki = SubjectPublicKeyInfoOwned::from_der(csr.spki_der()).map_err(|e| format!("public key: {e}"))?;
         let issuer_spki = self.certificate.tbs_certificate.subject_public_key_info.clone();
 
@@ -173,7 +170,7 @@ fn describe_certificate(certificate: &Certificate, chain_pem: String) -> Result<
     let to_offset = |t: Time| OffsetDateTime::from(t.to_system_time());
     Ok(IssuedCertificate {
         sha256_hex: hex::encode(Sha256::digest(&der)),
-        serial_hex: hex::encode(tbs.serial_number.as_bytes()),
+        serial_hex: serial_hex(tbs.serial_number.as_bytes()),
         issuer: tbs.issuer.to_string(),
         not_before: to_offset(tbs.validity.not_before),
         not_after: to_offset(tbs.validity.not_after),
@@ -181,6 +178,12 @@ fn describe_certificate(certificate: &Certificate, chain_pem: String) -> Result<
         pem,
         chain_pem,
     })
+}
+
+/// The serial number in lowercase hex without the sign byte or other leading zeros.
+fn serial_hex(bytes: &[u8]) -> String {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    hex::encode(&bytes[first..])
 }
 
 /// A random positive serial number of 128 bits.
@@ -214,7 +217,9 @@ fn create(directory: &Path, common_name: &str, organization: &str) -> Result<(),
 
     let key = SigningKey::random(&mut OsRng);
     let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| LocalCaError::Build(e.to_string()))?;
-    let subject = Name::from_str(&format!("CN={},O={}", escape_rdn_value(common_name), escape_rdn_value(organization)))
+    // RFC 4514 strings list the last RDN first, so this encodes CN first, then O, like
+    // the client subjects.
+    let subject = Name::from_str(&format!("O={},CN={}", escape_rdn_value(organization), escape_rdn_value(common_name)))
         .map_err(|e| LocalCaError::Build(format!("root subject: {e}")))?;
     let validity = Validity::from_now(ROOT_LIFETIME).map_err(|e| LocalCaError::Build(e.to_string()))?;
     let certificate = CertificateBuilder::new(Profile::Root, random_serial(), validity, subject, spki, &key)

@@ -33,14 +33,22 @@ async fn local_ca_issues_client_certificate() {
 
     let certificate = Certificate::from_der(&issued.der).unwrap();
     let tbs = &certificate.tbs_certificate;
-    assert_eq!(tbs.subject.to_string(), "CN=connect.zorgverband.nl,O=OZOverbindzorg");
-    assert_eq!(tbs.issuer.to_string(), "CN=ozo-signer staging CA,O=OZOverbindzorg");
+    // The subject is the CSR's, byte for byte, with CN encoded first.
+    assert_eq!(der::Encode::to_der(&tbs.subject).unwrap(), csr.subject_der());
+    assert_eq!(tbs.subject.0[0].0.get(0).unwrap().oid.to_string(), "2.5.4.3");
+    // RFC 4514 text lists the last RDN first.
+    assert_eq!(tbs.issuer.to_string(), "O=OZOverbindzorg,CN=ozo-signer staging CA");
+    assert_eq!(tbs.issuer.0[0].0.get(0).unwrap().oid.to_string(), "2.5.4.3");
     assert_eq!(issued.issuer, tbs.issuer.to_string());
     assert_eq!(
         der::Encode::to_der(&tbs.subject_public_key_info).unwrap(),
         csr.spki_der()
     );
-    assert!(tbs.serial_number.as_bytes().len() >= 15 && tbs.serial_number.as_bytes().len() <= 16);
+    // 128 random bits: at most 16 bytes, plus a 0x00 sign byte when the top bit is set.
+    let serial = tbs.serial_number.as_bytes();
+    assert!(serial.len() <= 17, "{serial:?}");
+    assert!(issued.serial_hex.len() <= 32 && issued.serial_hex.len() >= 16, "{}", issued.serial_hex);
+    assert!(!issued.serial_hex.starts_with("00"), "{}", issued.serial_hex);
     assert_eq!((issued.not_after - issued.not_before).whole_days(), 365);
 
     let (_, basic) = certificate.tbs_certificate.get::<BasicConstraints>().unwrap().unwrap();

@@ -55,6 +55,7 @@ pub struct VerifiedCsr {
     spki_sha256: [u8; 32],
     public_key: p256::PublicKey,
     subject: ExpectedSubject,
+    subject_der: Vec<u8>,
     signature_algorithm: &'static str,
     warnings: Vec<Finding>,
 }
@@ -86,6 +87,11 @@ impl VerifiedCsr {
     /// The validated subject, equal to the environment's expected subject.
     pub fn subject(&self) -> &ExpectedSubject {
         &self.subject
+    }
+
+    /// The subject Name exactly as encoded in the CSR, for copying into the certificate.
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
     }
 
     pub fn signature_algorithm(&self) -> &'static str {
@@ -164,12 +170,14 @@ pub fn validate(input: &[u8], environment: &Environment, all: &[Environment]) ->
     let (Some(public_key), Some(algorithm)) = (key, algorithm) else {
         unreachable!("a CSR without errors has a P-256 key and an accepted signature algorithm");
     };
+    let subject_der = csr.info.subject.to_der().expect("a Name that was just decoded encodes again");
     Verdict::Accepted(VerifiedCsr {
         der,
         spki_der,
         spki_sha256,
         public_key,
         subject: environment.subject.clone(),
+        subject_der,
         signature_algorithm: algorithm.name(),
         warnings: findings,
     })

@@ -1,0 +1,224 @@
+//! The JSON API under `/api/v1`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ozo_domain::RequestStatus;
+use ozo_store::certificates;
+use ozo_store::requests;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::ApiAccount;
+use crate::i18n::{RequestLang, Text};
+use crate::issuance::{self, findings_of, request_view, Upload};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/requests", post(create_request).get(list_requests))
+        .route("/api/v1/requests/{id}", get(get_request))
+        .route("/api/v1/requests/{id}/certificate", get(get_certificate))
+        .route("/api/v1/requests/{id}/approve", post(approve_request))
+        .route("/api/v1/requests/{id}/deny", post(deny_request))
+        .route("/api/v1/environments/{environment}/ca.pem", get(get_ca_certificate))
+}
+
+#[derive(Deserialize)]
+struct UploadJson {
+    environment: String,
+    organisation: String,
+    contact: String,
+    csr: String,
+}
+
+#[derive(Deserialize, Default)]
+struct UploadQuery {
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    organisation: String,
+    #[serde(default)]
+    contact: String,
+}
+
+/// `POST /api/v1/requests`: a JSON body with the CSR as PEM, or the raw PEM or DER as
+/// the body with the other fields as query parameters.
+async fn create_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(Text::new(
+            format!("The request body could not be read: {rejection}."),
+            format!("De body van het verzoek kon niet worden gelezen: {rejection}."),
+        )),
+    })?;
+
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let upload = if is_json {
+        let json: UploadJson = serde_json::from_slice(&body).map_err(|error| {
+            ApiError::BadRequest(Text::new(
+                format!("The JSON body is invalid ({error}); expected {{\"environment\", \"organisation\", \"contact\", \"csr\"}} with the CSR as PEM text."),
+                format!("De JSON-body is ongeldig ({error}); verwacht werd {{\"environment\", \"organisation\", \"contact\", \"csr\"}} met de CSR als PEM-tekst."),
+            ))
+        })?;
+        Upload { environment: json.environment, organisation: json.organisation, contact: json.contact, csr: json.csr.into_bytes() }
+    } else {
+        Upload { environment: query.environment, organisation: query.organisation, contact: query.contact, csr: body.to_vec() }
+    };
+
+    let row = issuance::upload(&state, upload).await?;
+
+    let findings = findings_of(&row);
+    let view = request_view(&row, &findings, None, lang);
+    let location = view.status_url.clone();
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// `GET /api/v1/requests/{id}`: the status of one request. The id is a random UUID, so
+/// it works as the client's private link to the request.
+async fn get_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let row = issuance::load_request(&state, id).await?;
+    let mut conn = state.pool().acquire().await?;
+    let certificate = certificates::for_request(&mut conn, id).await?;
+    let findings = findings_of(&row);
+    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+}
+
+/// `GET /api/v1/requests/{id}/certificate`: the certificate in PEM followed by its chain.
+async fn get_certificate(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
+    let row = issuance::load_request(&state, id).await?;
+    let mut conn = state.pool().acquire().await?;
+    let Some(certificate) = certificates::for_request(&mut conn, id).await? else {
+        let current = row.status;
+        return Err(ApiError::Conflict {
+            current,
+            text: Text::new(
+                format!("Request {id} has no certificate: it is {current}. Check again when it is issued."),
+                format!("Aanvraag {id} heeft geen certificaat: de status is {current}. Kijk opnieuw als die issued is."),
+            ),
+        });
+    };
+
+    let body = format!("{}{}", certificate.pem, certificate.chain_pem);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file".to_owned()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"client-cert.pem\"".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/environments/{environment}/ca.pem`: the CA certificate of an environment.
+async fn get_ca_certificate(State(state): State<AppState>, Path(environment): Path<String>) -> Result<Response, ApiError> {
+    let runtime = state.environment(&environment).ok_or_else(|| {
+        ApiError::NotFound(Text::new(
+            format!("Unknown environment {environment:?}."),
+            format!("Onbekende omgeving {environment:?}."),
+        ))
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file".to_owned()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"ca-cert.pem\"".to_owned()),
+        ],
+        runtime.signer.ca_certificate_pem().to_owned(),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/requests?status=pending`: requests for operators, oldest first.
+async fn list_requests(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    account: ApiAccount,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    account.require("operator")?;
+
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<RequestStatus>().map_err(|error| {
+            ApiError::BadRequest(Text::new(error.to_string(), format!("Onbekende status {text:?}.")))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+
+    let mut conn = state.pool().acquire().await?;
+    let rows = requests::list(&mut conn, status, limit).await?;
+    let findings: Vec<_> = rows.iter().map(findings_of).collect();
+    let views: Vec<_> = rows
+        .iter()
+        .zip(&findings)
+        .map(|(row, findings)| request_view(row, findings, None, lang))
+        .collect();
+    Ok(Json(serde_json::json!({ "requests": views })).into_response())
+}
+
+/// `POST /api/v1/requests/{id}/approve`: approves and signs; answers with the request
+/// as it is afterwards (`issued`, or `failed` with the reason).
+async fn approve_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    account: ApiAccount,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+
+    let row = issuance::approve(&state, id, &operator.name).await?;
+
+    let mut conn = state.pool().acquire().await?;
+    let certificate = certificates::for_request(&mut conn, id).await?;
+    let findings = findings_of(&row);
+    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+}
+
+#[derive(Deserialize)]
+struct DenyJson {
+    reason: String,
+}
+
+/// `POST /api/v1/requests/{id}/deny` with `{"reason"}`.
+async fn deny_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    account: ApiAccount,
+    Path(id): Path<Uuid>,
+    body: Result<Json<DenyJson>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+    let Json(body) = body.map_err(|rejection| {
+        ApiError::BadRequest(Text::new(
+            format!("Expected a JSON body {{\"reason\": \"...\"}}: {rejection}"),
+            format!("Verwacht werd een JSON-body {{\"reason\": \"...\"}}: {rejection}"),
+        ))
+    })?;
+
+    let row = issuance::deny(&state, id, &operator.name, &body.reason).await?;
+
+    let findings = findings_of(&row);
+    Ok(Json(request_view(&row, &findings, None, lang)).into_response())
+}

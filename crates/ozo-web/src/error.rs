@@ -1,0 +1,158 @@
+//! The one error type of every handler, rendered as `application/problem+json`
+//! (RFC 9457).
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ozo_domain::{Finding, RequestStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::i18n::{current_lang, Text};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is missing a field or has an invalid one.
+    #[error("bad request: {}", .0.en)]
+    BadRequest(Text),
+    /// 401: no valid token or session.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 403: signed in, but the account lacks the role.
+    #[error("forbidden: the {role} role is needed")]
+    Forbidden { role: &'static str },
+    /// 404: no such request or environment.
+    #[error("not found: {}", .0.en)]
+    NotFound(Text),
+    /// 409: the request is not in a state that allows the action.
+    #[error("conflict: the request is {current}")]
+    Conflict { current: RequestStatus, text: Text },
+    /// 413: the body is larger than any route accepts.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 422: the CSR failed validation. The rejected request was recorded under `request_id`.
+    #[error("CSR rejected")]
+    Rejected { request_id: Uuid, findings: Vec<Finding> },
+    /// 500: anything else. The body says nothing about the cause, which is logged.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::Internal(error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<ozo_store::StoreError> for ApiError {
+    fn from(error: ozo_store::StoreError) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<askama::Error> for ApiError {
+    fn from(error: askama::Error) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let lang = current_lang();
+        let status = self.status();
+
+        let body = match &self {
+            ApiError::BadRequest(text) | ApiError::NotFound(text) => {
+                json!({ "title": status.canonical_reason(), "status": status.as_u16(), "detail": text.get(lang) })
+            }
+            ApiError::Unauthorized => json!({
+                "title": "Unauthorized",
+                "status": 401,
+                "detail": Text::new(
+                    "Missing or invalid credentials: send Authorization: Bearer TOKEN with a token from ozo-signer token create.",
+                    "Ontbrekende of ongeldige inloggegevens: stuur Authorization: Bearer TOKEN met een token van ozo-signer token create.",
+                ).get(lang),
+            }),
+            ApiError::Forbidden { role } => json!({
+                "title": "Forbidden",
+                "status": 403,
+                "detail": Text::new(
+                    format!("This action needs the {role} role, which this account does not have."),
+                    format!("Voor deze actie is de rol {role} nodig, die dit account niet heeft."),
+                ).get(lang),
+            }),
+            ApiError::Conflict { current, text } => json!({
+                "title": "Conflict",
+                "status": 409,
+                "detail": text.get(lang),
+                "current_status": current,
+            }),
+            ApiError::PayloadTooLarge => json!({
+                "title": "Payload Too Large",
+                "status": 413,
+                "detail": Text::new(
+                    format!("The request body is larger than {} bytes. A CSR is about 400 bytes: upload only the file that openssl req -new wrote.", crate::MAX_BODY_BYTES),
+                    format!("De body van het verzoek is groter dan {} bytes. Een CSR is ongeveer 400 bytes: upload alleen het bestand dat openssl req -new schreef.", crate::MAX_BODY_BYTES),
+                ).get(lang),
+                "findings": [{ "code": "too-large", "severity": "error" }],
+            }),
+            ApiError::Rejected { request_id, findings } => {
+                let reason = findings.iter().find(|f| f.is_error()).map(|f| f.code.as_str());
+                json!({
+                    "title": "CSR rejected",
+                    "status": 422,
+                    "detail": Text::new(
+                        "The CSR does not meet the requirements; every finding below says what to change.",
+                        "De CSR voldoet niet aan de eisen; elke bevinding hieronder zegt wat u moet aanpassen.",
+                    ).get(lang),
+                    "request_id": request_id,
+                    "reason": reason,
+                    "findings": findings.iter().map(|f| f.to_json(lang)).collect::<Vec<_>>(),
+                })
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed with an internal error");
+                json!({
+                    "title": "Internal Server Error",
+                    "status": 500,
+                    "detail": Text::new(
+                        "The service failed to handle the request. Try again later; the error has been logged.",
+                        "De service kon het verzoek niet afhandelen. Probeer het later opnieuw; de fout is gelogd.",
+                    ).get(lang),
+                })
+            }
+        };
+
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,315 @@
+//! The life of a request: upload, approval or denial, and signing. The API and the
+//! operator pages both call these functions.
+
+use der::{Decode, Encode};
+use ozo_ca::SigningRequest;
+use ozo_domain::{validate, Finding, Lang, RequestStatus, Verdict};
+use ozo_store::certificates::{self, CertificateRow, NewCertificate};
+use ozo_store::events::{self, Actor};
+use ozo_store::requests::{self, NewRequest, RequestRow, Transition};
+use ozo_store::StoreError;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+use x509_cert::Certificate;
+
+use crate::i18n::Text;
+use crate::{ApiError, AppState};
+
+const MAX_ORGANISATION_CHARS: usize = 200;
+const MAX_CONTACT_CHARS: usize = 254;
+const MAX_REASON_CHARS: usize = 1000;
+
+/// An upload as received by the API.
+pub struct Upload {
+    pub environment: String,
+    pub organisation: String,
+    pub contact: String,
+    pub csr: Vec<u8>,
+}
+
+/// Validates and records an upload. An accepted CSR becomes a pending request; a
+/// rejected one is recorded too, with its findings, and returned as
+/// [`ApiError::Rejected`].
+pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiError> {
+    let environment = state.environment(upload.environment.trim()).ok_or_else(|| {
+        let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
+        ApiError::BadRequest(Text::new(
+            format!("Unknown environment {:?}; expected one of: {known}.", upload.environment),
+            format!("Onbekende omgeving {:?}; verwacht werd een van: {known}.", upload.environment),
+        ))
+    })?;
+    let organisation = required_text(&upload.organisation, "organisation", "organisatie", MAX_ORGANISATION_CHARS)?;
+    let contact = required_text(&upload.contact, "contact", "contact", MAX_CONTACT_CHARS)?;
+    let environment_name = environment.environment.name.as_str();
+
+    let verdict = validate(&upload.csr, &environment.environment, state.environment_list());
+
+    let id = Uuid::new_v4();
+    let csr = match verdict {
+        Verdict::Accepted(csr) => csr,
+        Verdict::Rejected(rejected) => {
+            let record = Rejection { der: rejected.der.as_deref(), spki_sha256: rejected.spki_sha256.as_ref().map(|h| h.as_slice()) };
+            return Err(record_rejection(state, id, environment_name, organisation, contact, record, rejected.findings).await);
+        }
+    };
+
+    let mut tx = state.pool().begin().await?;
+    let inserted = requests::insert(
+        &mut tx,
+        &NewRequest {
+            id,
+            environment: environment_name,
+            organisation,
+            contact,
+            status: RequestStatus::Pending,
+            csr_der: Some(csr.der()),
+            spki_sha256: Some(&csr.spki_sha256()),
+            findings: csr.warnings(),
+        },
+    )
+    .await;
+    match inserted {
+        Ok(()) => {}
+        Err(StoreError::KeyReuse) => {
+            drop(tx);
+            let mut findings = csr.warnings().to_vec();
+            findings.insert(0, Finding::key_reuse());
+            let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
+            return Err(record_rejection(state, id, environment_name, organisation, contact, record, findings).await);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let warnings: Vec<&str> = csr.warnings().iter().map(|f| f.code.as_str()).collect();
+    events::append(&mut tx, &Actor::Client, Some(id), "request.received", json!({ "warnings": warnings })).await?;
+    tx.commit().await?;
+
+    tracing::info!(request.id = %id, environment = environment_name, "accepted a CSR upload");
+    load_request(state, id).await
+}
+
+struct Rejection<'a> {
+    der: Option<&'a [u8]>,
+    spki_sha256: Option<&'a [u8]>,
+}
+
+/// Records a rejected upload so auditors see it, and returns the error for the client.
+async fn record_rejection(
+    state: &AppState,
+    id: Uuid,
+    environment: &str,
+    organisation: &str,
+    contact: &str,
+    record: Rejection<'_>,
+    findings: Vec<Finding>,
+) -> ApiError {
+    let reason = findings.iter().find(|f| f.is_error()).map(|f| f.code.as_str()).unwrap_or("unknown");
+    let result = async {
+        let mut tx = state.pool().begin().await?;
+        requests::insert(
+            &mut tx,
+            &NewRequest {
+                id,
+                environment,
+                organisation,
+                contact,
+                status: RequestStatus::Rejected,
+                csr_der: record.der,
+                spki_sha256: record.spki_sha256,
+                findings: &findings,
+            },
+        )
+        .await?;
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        events::append(&mut tx, &Actor::Client, Some(id), "request.rejected", json!({ "reason": reason, "findings": codes })).await?;
+        tx.commit().await?;
+        Ok::<(), StoreError>(())
+    }
+    .await;
+
+    match result {
+        Ok(()) => {
+            tracing::info!(request.id = %id, environment, reason, "rejected a CSR upload");
+            ApiError::Rejected { request_id: id, findings }
+        }
+        Err(error) => error.into(),
+    }
+}
+
+fn required_text<'a>(value: &'a str, field: &str, field_nl: &str, max_chars: usize) -> Result<&'a str, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::BadRequest(Text::new(
+            format!("The field {field} is missing or empty; fill it in."),
+            format!("Het veld {field_nl} ontbreekt of is leeg; vul het in."),
+        )));
+    }
+    if value.chars().count() > max_chars || value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(Text::new(
+            format!("The field {field} must be at most {max_chars} characters on one line."),
+            format!("Het veld {field_nl} mag hoogstens {max_chars} tekens op één regel bevatten."),
+        )));
+    }
+    Ok(value)
+}
+
+pub async fn load_request(state: &AppState, id: Uuid) -> Result<RequestRow, ApiError> {
+    let mut conn = state.pool().acquire().await?;
+    requests::get(&mut conn, id).await?.ok_or_else(|| request_not_found(id))
+}
+
+pub fn request_not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(Text::new(format!("No request with id {id}."), format!("Geen aanvraag met id {id}.")))
+}
+
+fn conflict(id: Uuid, current: RequestStatus, action_en: &str, action_nl: &str) -> ApiError {
+    ApiError::Conflict {
+        current,
+        text: Text::new(
+            format!("Request {id} cannot be {action_en}: it is {current}. Nothing was changed."),
+            format!("Aanvraag {id} kan niet worden {action_nl}: de status is {current}. Er is niets gewijzigd."),
+        ),
+    }
+}
+
+/// Approves a pending request and signs it. Of two concurrent approvals, one signs and
+/// the other gets a conflict that names the current state.
+pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<RequestRow, ApiError> {
+    let mut tx = state.pool().begin().await?;
+    match requests::transition(&mut tx, id, RequestStatus::Pending, RequestStatus::Approved, None).await? {
+        Transition::Done => {}
+        Transition::Conflict { current } => return Err(conflict(id, current, "approved", "goedgekeurd")),
+        Transition::NotFound => return Err(request_not_found(id)),
+    }
+    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.approved", json!({})).await?;
+    tx.commit().await?;
+    tracing::info!(request.id = %id, operator.name = operator, "approved a request");
+
+    // NOTE: signing runs right after the approval commits. If the process stops in
+    // between, the request stays `approved` until an operator acts again; a durable
+    // signing queue does not exist yet.
+    sign(state, id).await?;
+    load_request(state, id).await
+}
+
+/// Denies a pending request with a reason that the client sees.
+pub async fn deny(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::BadRequest(Text::new(
+            format!("A denial needs a reason of 1 to {MAX_REASON_CHARS} characters; the client sees it."),
+            format!("Een afwijzing heeft een reden van 1 tot {MAX_REASON_CHARS} tekens nodig; de client ziet die."),
+        )));
+    }
+
+    let mut tx = state.pool().begin().await?;
+    match requests::transition(&mut tx, id, RequestStatus::Pending, RequestStatus::Denied, Some(reason)).await? {
+        Transition::Done => {}
+        Transition::Conflict { current } => return Err(conflict(id, current, "denied", "afgewezen")),
+        Transition::NotFound => return Err(request_not_found(id)),
+    }
+    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.denied", json!({ "reason": reason })).await?;
+    tx.commit().await?;
+    tracing::info!(request.id = %id, operator.name = operator, "denied a request");
+    load_request(state, id).await
+}
+
+/// Signs an approved request with its environment's CA and records the certificate,
+/// or moves the request to `failed` with the reason.
+async fn sign(state: &AppState, id: Uuid) -> Result<(), ApiError> {
+    let row = load_request(state, id).await?;
+
+    let Some(environment) = state.environment(&row.environment) else {
+        return fail(state, id, &format!("the environment {} is no longer configured", row.environment)).await;
+    };
+    let stored = row.csr_der.as_deref().unwrap_or_default();
+    let csr = match validate(stored, &environment.environment, state.environment_list()) {
+        Verdict::Accepted(csr) => csr,
+        Verdict::Rejected(rejected) => {
+            let codes: Vec<&str> = rejected.findings.iter().map(|f| f.code.as_str()).collect();
+            return fail(state, id, &format!("the stored CSR no longer passes validation: {}", codes.join(", "))).await;
+        }
+    };
+
+    let request = SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime };
+    let issued = match environment.signer.sign(request).await {
+        Ok(issued) => issued,
+        Err(error) => return fail(state, id, &error.to_string()).await,
+    };
+
+    let certified_key = Certificate::from_der(&issued.der)
+        .ok()
+        .and_then(|certificate| certificate.tbs_certificate.subject_public_key_info.to_der().ok());
+    if certified_key.as_deref() != Some(csr.spki_der()) {
+        return fail(state, id, "the CA returned a certificate for another public key").await;
+    }
+
+    let sha256 = hex::decode(&issued.sha256_hex).map_err(anyhow::Error::from)?;
+    let mut tx = state.pool().begin().await?;
+    match requests::transition(&mut tx, id, RequestStatus::Approved, RequestStatus::Issued, None).await? {
+        Transition::Done => {}
+        Transition::Conflict { current } => {
+            tracing::warn!(request.id = %id, status = %current, "discarded a certificate: the request changed state during signing");
+            return Ok(());
+        }
+        Transition::NotFound => return Err(request_not_found(id)),
+    }
+    certificates::insert(
+        &mut tx,
+        &NewCertificate {
+            request_id: id,
+            serial_hex: &issued.serial_hex,
+            issuer: &issued.issuer,
+            pem: &issued.pem,
+            chain_pem: &issued.chain_pem,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            sha256: &sha256,
+            spki_sha256: &csr.spki_sha256(),
+        },
+    )
+    .await?;
+    let detail = json!({ "serial": issued.serial_hex, "issuer": issued.issuer, "not_after": issued.not_after.unix_timestamp() });
+    events::append(&mut tx, &Actor::Signer, Some(id), "certificate.issued", detail).await?;
+    tx.commit().await?;
+
+    tracing::info!(request.id = %id, environment = %row.environment, certificate.serial = %issued.serial_hex, "issued a certificate");
+    Ok(())
+}
+
+async fn fail(state: &AppState, id: Uuid, reason: &str) -> Result<(), ApiError> {
+    tracing::error!(request.id = %id, error = reason, "signing failed");
+    let mut tx = state.pool().begin().await?;
+    if requests::transition(&mut tx, id, RequestStatus::Approved, RequestStatus::Failed, Some(reason)).await? == Transition::Done {
+        events::append(&mut tx, &Actor::Signer, Some(id), "signing.failed", json!({ "error": reason })).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A request as the API shows it.
+#[derive(Serialize)]
+pub struct RequestView<'a> {
+    #[serde(flatten)]
+    pub row: &'a RequestRow,
+    pub findings: Vec<ozo_domain::finding::FindingJson<'a>>,
+    pub status_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<&'a CertificateRow>,
+}
+
+pub fn findings_of(row: &RequestRow) -> Vec<Finding> {
+    row.findings.iter().filter_map(|stored| stored.to_finding()).collect()
+}
+
+pub fn request_view<'a>(row: &'a RequestRow, findings: &'a [Finding], certificate: Option<&'a CertificateRow>, lang: Lang) -> RequestView<'a> {
+    RequestView {
+        row,
+        findings: findings.iter().map(|f| f.to_json(lang)).collect(),
+        status_url: format!("/api/v1/requests/{}", row.id),
+        certificate_url: certificate.map(|_| format!("/api/v1/requests/{}/certificate", row.id)),
+        certificate,
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP side of ozo-signer: the JSON API for clients and automation, and the
+//! server-rendered pages for operators.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use ozo_ca::Signer;
+use ozo_domain::{Environment, EnvironmentName};
+use sqlx::PgPool;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+mod api;
+pub mod auth;
+mod error;
+mod i18n;
+mod issuance;
+mod pages;
+
+pub use error::ApiError;
+
+/// Everything the service knows about one environment at run time.
+#[derive(Clone)]
+pub struct EnvironmentRuntime {
+    pub environment: Environment,
+    /// The lifetime of the certificates issued in this environment.
+    pub lifetime: time::Duration,
+    pub signer: Arc<dyn Signer>,
+}
+
+/// Settings of the web layer.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Whether cookies get the `Secure` attribute; on when the service is reached over TLS.
+    pub secure_cookies: bool,
+    /// How long an operator stays signed in.
+    pub session_lifetime: time::Duration,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings { secure_cookies: false, session_lifetime: time::Duration::hours(8) }
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<AppStateInner>,
+}
+
+struct AppStateInner {
+    pool: PgPool,
+    environments: BTreeMap<EnvironmentName, EnvironmentRuntime>,
+    /// The same environments in configuration order, for validation.
+    environment_list: Vec<Environment>,
+    settings: WebSettings,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, environments: Vec<EnvironmentRuntime>, settings: WebSettings) -> Self {
+        let environment_list = environments.iter().map(|runtime| runtime.environment.clone()).collect();
+        let environments = environments
+            .into_iter()
+            .map(|runtime| (runtime.environment.name.clone(), runtime))
+            .collect();
+        AppState { inner: Arc::new(AppStateInner { pool, environments, environment_list, settings }) }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    fn environment(&self, name: &str) -> Option<&EnvironmentRuntime> {
+        self.inner.environments.values().find(|runtime| runtime.environment.name.as_str() == name)
+    }
+
+    fn environments(&self) -> impl Iterator<Item = &EnvironmentRuntime> {
+        self.inner.environments.values()
+    }
+
+    fn environment_list(&self) -> &[Environment] {
+        &self.inner.environment_list
+    }
+
+    fn settings(&self) -> &WebSettings {
+        &self.inner.settings
+    }
+}
+
+/// The largest request body any route reads. The CSR itself is limited to
+/// [`ozo_domain::MAX_UPLOAD_BYTES`] by validation; this leaves room for JSON around it.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Builds the router with every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/logout", post(pages::logout))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(i18n::negotiate_language))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,352 @@
+//! Server-rendered pages for operators. They work without JavaScript; every form that
+//! changes state carries the session's CSRF token.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use ozo_domain::{Lang, RequestStatus};
+use ozo_store::accounts;
+use ozo_store::certificates::{self, CertificateRow};
+use ozo_store::events::{self, Event};
+use ozo_store::requests::{self, RequestRow};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{self, PageRejection, PageSession};
+use crate::i18n::{page_texts, PageTexts, RequestLang};
+use crate::issuance;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login_form).post(login))
+        .route("/operator/requests", get(queue))
+        .route("/operator/requests/{id}", get(request_page))
+        .route("/operator/requests/{id}/approve", post(approve))
+        .route("/operator/requests/{id}/deny", post(deny))
+}
+
+const STYLESHEET: &str = include_str!("../../../templates/style.css");
+
+pub async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response()
+}
+
+fn render(template: &impl Template) -> Result<Response, ApiError> {
+    Ok(Html(template.render()?).into_response())
+}
+
+struct EnvironmentLine {
+    name: String,
+    subject: String,
+    openssl_subj: String,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    t: &'a PageTexts,
+    user: Option<String>,
+    csrf: String,
+    environments: Vec<EnvironmentLine>,
+}
+
+async fn index(State(state): State<AppState>, RequestLang(lang): RequestLang) -> Result<Response, ApiError> {
+    let environments = state
+        .environments()
+        .map(|runtime| EnvironmentLine {
+            name: runtime.environment.name.to_string(),
+            subject: runtime.environment.subject.to_string(),
+            openssl_subj: runtime.environment.subject.openssl_subj(),
+        })
+        .collect();
+    render(&IndexPage { t: page_texts(lang), user: None, csrf: String::new(), environments })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    t: &'a PageTexts,
+    user: Option<String>,
+    csrf: String,
+    failed: bool,
+    name: String,
+}
+
+async fn login_form(RequestLang(lang): RequestLang) -> Result<Response, ApiError> {
+    render(&LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: false, name: String::new() })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+/// The Argon2id hash of a random password, checked when the account does not exist so
+/// that the answer takes as long as for a wrong password.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    auth::hash_password(&auth::random_secret()).expect("hashing a random password with default parameters succeeds")
+});
+
+async fn login(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let name = form.name.trim().to_owned();
+
+    let mut conn = state.pool().acquire().await?;
+    let account = accounts::find_by_name(&mut conn, &name).await?;
+    let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = form.password;
+    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
+        .await
+        .map_err(anyhow::Error::from)?;
+
+    let account = match account {
+        Some(account) if password_ok && account.has_role("operator") => account,
+        _ => {
+            tracing::warn!(account.name = %name, "failed operator login");
+            let page = LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, name };
+            let mut response = render(&page)?;
+            *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+            return Ok(response);
+        }
+    };
+
+    // A new session id at every login, so an id planted before login is worthless.
+    let session_id = auth::random_secret();
+    let csrf = auth::random_secret();
+    let expires_at = time::OffsetDateTime::now_utc() + state.settings().session_lifetime;
+    accounts::insert_session(&mut conn, &auth::secret_sha256(&session_id), account.id, &csrf, expires_at).await?;
+    tracing::info!(account.name = %account.name, "operator signed in");
+
+    let settings = state.settings();
+    let cookie = if settings.secure_cookies {
+        format!("{}={session_id}; Path=/; HttpOnly; Secure; SameSite=Strict", auth::SECURE_SESSION_COOKIE)
+    } else {
+        format!("{}={session_id}; Path=/; HttpOnly; SameSite=Strict", auth::SESSION_COOKIE)
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/operator/requests")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    session: PageSession,
+    request_parts: axum::http::HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+
+    let cookie = request_parts
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == auth::SESSION_COOKIE || *name == auth::SECURE_SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .unwrap_or_default();
+    let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
+    accounts::delete_session(&mut conn, &auth::secret_sha256(&cookie)).await.map_err(ApiError::from)?;
+    tracing::info!(account.name = %session.account.name, "operator signed out");
+
+    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
+    Ok(([(header::SET_COOKIE, expired)], Redirect::to("/login")).into_response())
+}
+
+struct QueueLine {
+    id: Uuid,
+    environment: String,
+    organisation: String,
+    status: String,
+    received: String,
+    findings: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage<'a> {
+    t: &'a PageTexts,
+    user: Option<String>,
+    csrf: String,
+    statuses: Vec<&'static str>,
+    selected: String,
+    lines: Vec<QueueLine>,
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    status: Option<String>,
+}
+
+async fn queue(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    Query(query): Query<QueueQuery>,
+) -> Result<Response, PageRejection> {
+    let selected = query.status.unwrap_or_else(|| "pending".to_owned());
+    let status = selected.parse::<RequestStatus>().ok();
+
+    let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
+    let rows = requests::list(&mut conn, status, 500).await?;
+
+    let lines = rows
+        .iter()
+        .map(|row| QueueLine {
+            id: row.id,
+            environment: row.environment.clone(),
+            organisation: row.organisation.clone(),
+            status: row.status.to_string(),
+            received: format_time(row.created_at),
+            findings: row.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(", "),
+        })
+        .collect();
+    let mut statuses = vec!["all"];
+    statuses.extend(RequestStatus::ALL.iter().map(|s| s.as_str()));
+    let page = QueuePage {
+        t: page_texts(lang),
+        user: Some(session.account.name.clone()),
+        csrf: session.csrf_token.clone(),
+        statuses,
+        selected,
+        lines,
+    };
+    Ok(render(&page)?)
+}
+
+struct FindingLine {
+    code: String,
+    severity: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage<'a> {
+    t: &'a PageTexts,
+    user: Option<String>,
+    csrf: String,
+    row: RequestRow,
+    fingerprint: String,
+    findings: Vec<FindingLine>,
+    certificate: Option<CertificateRow>,
+    events: Vec<Event>,
+    notice: Option<String>,
+    pending: bool,
+}
+
+async fn request_page(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    Path(id): Path<Uuid>,
+) -> Result<Response, PageRejection> {
+    Ok(render_request(&state, lang, &session, id, None).await?)
+}
+
+async fn render_request(
+    state: &AppState,
+    lang: Lang,
+    session: &PageSession,
+    id: Uuid,
+    notice: Option<String>,
+) -> Result<Response, ApiError> {
+    let row = issuance::load_request(state, id).await?;
+    let mut conn = state.pool().acquire().await?;
+    let certificate = certificates::for_request(&mut conn, id).await?;
+    let events = events::for_request(&mut conn, id).await?;
+
+    let findings = issuance::findings_of(&row)
+        .into_iter()
+        .map(|f| FindingLine {
+            code: f.code.as_str().to_owned(),
+            severity: f.severity.as_str().to_owned(),
+            message: f.message(lang).to_owned(),
+        })
+        .collect();
+    let page = RequestPage {
+        t: page_texts(lang),
+        user: Some(session.account.name.clone()),
+        csrf: session.csrf_token.clone(),
+        fingerprint: row.spki_sha256.as_deref().map(hex::encode).unwrap_or_default(),
+        pending: row.status == RequestStatus::Pending,
+        row,
+        findings,
+        certificate,
+        events,
+        notice,
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+struct ApproveForm {
+    csrf: String,
+    confirm: Option<String>,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ApproveForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+    if form.confirm.is_none() {
+        let notice = match lang {
+            Lang::En => "Tick the confirmation box to approve.",
+            Lang::Nl => "Vink het bevestigingsvakje aan om goed te keuren.",
+        };
+        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned())).await?);
+    }
+
+    match issuance::approve(&state, id, &session.account.name).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
+        Err(ApiError::Conflict { text, .. }) => {
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct DenyForm {
+    csrf: String,
+    reason: String,
+}
+
+async fn deny(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    Path(id): Path<Uuid>,
+    Form(form): Form<DenyForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+
+    match issuance::deny(&state, id, &session.account.name, &form.reason).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
+        Err(ApiError::Conflict { text, .. } | ApiError::BadRequest(text)) => {
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn format_time(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
