@@ -1,0 +1,48 @@
+//! `ozo-signer user add` and `ozo-signer token create`.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context};
+use ozo_store::accounts;
+use ozo_web::auth;
+
+use crate::config::Config;
+use crate::serve::connect;
+
+const MIN_PASSWORD_CHARS: usize = 12;
+
+pub async fn add_user(config: &Config, name: &str, roles: &[String], replace: bool) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("failed to read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password on standard input has {} characters; expected at least {MIN_PASSWORD_CHARS}", password.chars().count());
+    }
+
+    let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("failed to hash the password: {e}"))?;
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    accounts::upsert(&mut conn, name, Some(&hash), roles, replace).await.map_err(|error| match error {
+        ozo_store::StoreError::AccountExists(name) => {
+            anyhow::anyhow!("an account named {name:?} already exists; add --replace to set its password and roles")
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(account.name = name, roles = roles.join(","), "account saved");
+    println!("account {name} saved with roles {}", roles.join(", "));
+    Ok(())
+}
+
+pub async fn create_token(config: &Config, name: &str) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    let account = accounts::find_by_name(&mut conn, name)
+        .await?
+        .with_context(|| format!("no account named {name:?}; create it with ozo-signer user add"))?;
+
+    let token = auth::new_token();
+    accounts::insert_token(&mut conn, account.id, &auth::secret_sha256(&token)).await?;
+    tracing::info!(account.name = name, "API token created");
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The `ozo-signer` command: the service, dev mode, and the tools for clients and
+//! operators.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod accounts;
+mod config;
+mod csr_check;
+mod serve;
+
+#[derive(Parser)]
+#[command(name = "ozo-signer", version, about = "CSR approval and signing service for the OZO platform")]
+struct Cli {
+    /// TOML configuration file; without it the built-in staging and production
+    /// environments are used, with local CAs under ./data.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the operator pages.
+    Serve {
+        /// Address and port to listen on [default: the config's listen, or 127.0.0.1:8080].
+        #[arg(long, env = "OZO_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Start everything on a developer machine: a private PostgreSQL cluster when
+    /// DATABASE_URL is unset, migrations, local CAs, an operator account, and the server.
+    Dev {
+        /// Address and port to listen on.
+        #[arg(long, env = "OZO_LISTEN", default_value = config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Check CSRs offline, with the same rules as the service.
+    Csr {
+        #[command(subcommand)]
+        command: CsrCommand,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CsrCommand {
+    /// Validate a CSR file for an environment. Exits 0 when accepted, 1 when rejected,
+    /// 2 on a usage error.
+    Check {
+        /// The environment the CSR is for.
+        #[arg(long, short)]
+        environment: String,
+        /// Print {"accepted", "findings": [{"code", "severity", "message"}]} as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Language of the messages.
+        #[arg(long, default_value = "en", value_parser = ["en", "nl"])]
+        lang: String,
+        /// The CSR in PEM or DER; "-" reads standard input.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        name: String,
+        /// A role of the account: operator, auditor or admin. Repeat for several.
+        #[arg(long = "role", required = true, value_parser = ["operator", "auditor", "admin"])]
+        roles: Vec<String>,
+        /// Replace the password and roles of an existing account with this name.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for an account and print it once; only its hash is stored.
+    Create { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+
+    let config = match &cli.config {
+        Some(path) => config::Config::load(path),
+        None => Ok(config::Config::builtin()),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+
+    if let Command::Csr { command: CsrCommand::Check { environment, json, lang, file } } = &cli.command {
+        return csr_check::run(&config, environment, *json, lang, file);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen } => serve::serve(config, listen).await,
+            Command::Dev { listen } => serve::dev(config, listen).await,
+            Command::Migrate => serve::migrate_only(&config).await,
+            Command::User { command: UserCommand::Add { name, roles, replace } } => {
+                accounts::add_user(&config, &name, &roles, replace).await
+            }
+            Command::Token { command: TokenCommand::Create { name } } => accounts::create_token(&config, &name).await,
+            Command::Csr { .. } => unreachable!("csr commands run without the async runtime"),
+        }
+    });
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "ozo-signer stopped with an error");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}

@@ -1,0 +1,141 @@
+//! `ozo-signer serve`, `dev` and `migrate`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ozo_ca::{LocalCa, Signer};
+use ozo_store::accounts;
+use ozo_web::{auth, AppState, EnvironmentRuntime, WebSettings};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::config::{CaConfig, Config, DEFAULT_LISTEN};
+
+/// The database URL: `DATABASE_URL` first, then the config's `database_url`.
+fn database_url(config: &Config) -> anyhow::Result<SecretString> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok(SecretString::from(url));
+    }
+    config
+        .database_url
+        .clone()
+        .context("DATABASE_URL is not set and the config has no database_url; set one, or run ozo-signer dev")
+}
+
+pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    let url = database_url(config)?;
+    ozo_store::connect(url.expose_secret(), 20).await.context("failed to connect to PostgreSQL")
+}
+
+pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// Opens or creates each environment's CA.
+fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRuntime>> {
+    config
+        .domain_environments()
+        .into_iter()
+        .map(|environment| {
+            let section = &config.environments[environment.name.as_str()];
+            let signer: Arc<dyn Signer> = match &section.ca {
+                CaConfig::Local { directory } => {
+                    let directory = directory
+                        .clone()
+                        .unwrap_or_else(|| config.data_dir.join("ca").join(environment.name.as_str()));
+                    let common_name = format!("ozo-signer {} CA", environment.name);
+                    let ca = LocalCa::open_or_create(&directory, &common_name, &environment.subject.organization)
+                        .with_context(|| format!("environments.{}.ca: failed to open the local CA", environment.name))?;
+                    Arc::new(ca)
+                }
+            };
+            tracing::info!(environment = %environment.name, ca = signer.describe(), "environment ready");
+            Ok(EnvironmentRuntime {
+                lifetime: time::Duration::days(section.certificate_lifetime_days.into()),
+                environment,
+                signer,
+            })
+        })
+        .collect()
+}
+
+pub async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    let listen = listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
+    run_server(&config, pool, listen).await
+}
+
+async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow::Result<()> {
+    let environments = environments(config)?;
+    let settings = WebSettings { secure_cookies: config.secure_cookies, ..WebSettings::default() };
+    let app = ozo_web::router(AppState::new(pool, environments, settings));
+
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(listen = %address, "serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds on Unix");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+const DEV_DATABASE: &str = "ozo_signer_dev";
+const DEV_OPERATOR: &str = "operator";
+
+pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    if std::env::var_os("DATABASE_URL").is_none() && config.database_url.is_none() {
+        let cluster = tokio::task::spawn_blocking(|| ozo_devdb::ensure_running(&ozo_devdb::default_directory()))
+            .await?
+            .context("failed to start a private PostgreSQL cluster")?;
+        create_database_if_missing(&cluster.url("postgres"), DEV_DATABASE).await?;
+        let url = cluster.url(DEV_DATABASE);
+        tracing::info!(cluster = %cluster.directory.display(), "using the private PostgreSQL cluster");
+        // SAFETY: set before any other thread of this process reads the environment.
+        unsafe { std::env::set_var("DATABASE_URL", &url) };
+    }
+
+    let pool = connect(&config).await?;
+    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+
+    let password = auth::random_secret();
+    let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("failed to hash the password: {e}"))?;
+    let mut conn = pool.acquire().await?;
+    accounts::upsert(&mut conn, DEV_OPERATOR, Some(&hash), &["operator".to_owned()], true).await?;
+    drop(conn);
+
+    println!();
+    println!("ozo-signer dev is starting on http://{listen}/");
+    println!("  operator account: {DEV_OPERATOR}");
+    println!("  password (shown once, new at every start): {password}");
+    println!("  API token: ozo-signer token create {DEV_OPERATOR}  (with the same DATABASE_URL)");
+    println!();
+
+    run_server(&config, pool, listen).await
+}
+
+async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let admin = ozo_store::connect(admin_url, 1).await.context("failed to connect to the private cluster")?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&admin)
+        .await?;
+    if !exists {
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await?;
+    }
+    Ok(())
+}
