@@ -1,0 +1,218 @@
+//! The harness of the system tests: a fresh database per test, the built `ozo-signer`
+//! binary as a child process, and curl and OpenSSL as its clients.
+//!
+//! Tests use `DATABASE_URL` when it is set and otherwise the private PostgreSQL cluster
+//! that `ozo-signer dev` uses. Every address is on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// The `ozo-signer` binary that `cargo test --workspace` built beside this test.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join("ozo-signer");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with cargo test --workspace, which builds it",
+        binary.display()
+    );
+    binary
+}
+
+/// A database made for one test and dropped by [`TestDb::drop_database`].
+pub struct TestDb {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = match std::env::var("DATABASE_URL") {
+            Ok(url) => url,
+            Err(_) => {
+                let cluster = tokio::task::spawn_blocking(|| ozo_devdb::ensure_running(&ozo_devdb::default_directory()))
+                    .await
+                    .unwrap()
+                    .expect("the private PostgreSQL cluster starts");
+                cluster.url("postgres")
+            }
+        };
+        let name = format!("ozo_test_{}", uuid::Uuid::new_v4().simple());
+        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+        url.set_path(&name);
+
+        let admin = sqlx::PgPool::connect(&admin_url).await.expect("the test PostgreSQL server accepts connections");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        admin.close().await;
+        TestDb { url: url.to_string(), admin_url, name }
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url).await.unwrap()
+    }
+
+    pub async fn drop_database(self) {
+        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&admin).await.unwrap();
+        admin.close().await;
+    }
+}
+
+/// A running `ozo-signer serve` on a free port of 127.0.0.1, killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub base_url: String,
+    /// The working directory, which holds the local CAs under `data/`.
+    pub dir: TempDir,
+    pub database_url: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl TestServer {
+    pub fn start(database_url: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ozo-signer starts");
+
+        // The server logs the address it bound; every log line is kept for the test.
+        let stderr = child.stderr.take().unwrap();
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut seen = Vec::new();
+        let address = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("ozo-signer did not report its address; log so far:\n{}", seen.join("\n")));
+            if let Some(rest) = line.split("listen=").nth(1).filter(|_| line.contains("serving")) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+            seen.push(line);
+        };
+
+        TestServer { child, base_url: format!("http://{address}"), dir, database_url: database_url.to_owned(), log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Runs another `ozo-signer` command against the same database and working directory.
+    pub fn command(&self, args: &[&str], stdin: &str) -> Output {
+        run_with_stdin(
+            Command::new(binary()).args(args).current_dir(self.dir.path()).env("DATABASE_URL", &self.database_url),
+            stdin,
+        )
+    }
+
+    /// Creates an account with the given role and returns an API token for it.
+    pub fn operator_token(&self, name: &str, role: &str) -> String {
+        let added = self.command(&["user", "add", name, "--role", role], "a long enough password\n");
+        assert!(added.status.success(), "user add failed: {}", String::from_utf8_lossy(&added.stderr));
+        let token = self.command(&["token", "create", name], "");
+        assert!(token.status.success(), "token create failed: {}", String::from_utf8_lossy(&token.stderr));
+        String::from_utf8(token.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Every log line the server wrote so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to run {:?}: {e}", command.get_program()));
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The answer of one curl call.
+#[derive(Debug)]
+pub struct CurlResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl CurlResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Runs curl with `args` and returns the status code and body.
+pub fn curl(args: &[&str]) -> CurlResponse {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(output.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    CurlResponse { status: status.parse().unwrap(), body: body.to_owned() }
+}
+
+/// Runs openssl and panics with its stderr when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    let output = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(output.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// Makes a key and CSR with the OZO guide's command, in `dir`, as `<name>-key.pem` and
+/// `<name>.csr`.
+pub fn make_csr(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
+    let key = format!("{name}-key.pem");
+    let csr = format!("{name}.csr");
+    openssl(
+        dir,
+        &[
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", &key, "-out", &csr, "-subj", subject,
+        ],
+    );
+    (dir.join(key), dir.join(csr))
+}
+
+pub const STAGING_SUBJECT: &str = "/CN=connect.zorgverband.nl/O=OZOverbindzorg";
+pub const PRODUCTION_SUBJECT: &str = "/CN=zorgverband.nl/O=OZOverbindzorg";
+
+/// A free TCP port on 127.0.0.1. Another process could take it before it is used,
+/// which is unlikely on a test machine.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
