@@ -256,7 +256,7 @@ async fn key_reuse_and_concurrent_approvals() {
     assert_eq!(again.status, 422, "{}", again.body);
     assert_eq!(again.json()["reason"], "key-reuse");
 
-    // Two approvals at once: one issues, the other is told the request moved on.
+    // Two approvals at once: one issues, the other gets a conflict with the current status.
     let approve_url = server.url(&format!("/api/v1/requests/{id}/approve"));
     let auth = format!("Authorization: Bearer {token}");
     let (a, b) = std::thread::scope(|scope| {

@@ -9,11 +9,11 @@ mod local;
 
 pub use local::{LocalCa, LocalCaError};
 
-/// What a CA needs to issue a certificate for one request.
+/// The input of one certificate issuance.
 #[derive(Clone, Copy, Debug)]
 pub struct SigningRequest<'a> {
-    /// The id of the request. Backends that call a remote CA derive their idempotency
-    /// ids from it, so a retry never issues a second certificate.
+    /// The id of the request. A backend that calls a remote CA derives its idempotency
+    /// ids from it, so that a retried call cannot issue a second certificate.
     pub request_id: Uuid,
     pub csr: &'a VerifiedCsr,
     pub lifetime: time::Duration,
@@ -37,10 +37,10 @@ pub struct IssuedCertificate {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    /// The CA rejected this request; retrying without a change will fail again.
+    /// The CA rejected this request, so retrying it unchanged fails again.
     #[error("the CA rejected the request: {0}")]
     Rejected(String),
-    /// The CA could not be reached or failed; the same request may succeed later.
+    /// The CA could not be reached or failed, and the same request may succeed later.
     #[error("the CA is unavailable: {0}")]
     Unavailable(String),
 }

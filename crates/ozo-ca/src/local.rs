@@ -62,7 +62,7 @@ pub struct LocalCa {
 
 impl LocalCa {
     /// Opens the CA in `directory`, creating a new root with `common_name` and
-    /// `organization` when the directory holds none. The key file has mode 0600.
+    /// `organization` when the directory contains none. The key file has mode 0600.
     pub fn open_or_create(directory: &Path, common_name: &str, organization: &str) -> Result<Self, LocalCaError> {
         if !directory.join(KEY_FILE).exists() {
             create(directory, common_name, organization)?;
@@ -210,7 +210,7 @@ fn escape_rdn_value(value: &str) -> String {
 }
 
 /// Creates a new root in a temporary directory beside `directory` and renames it into
-/// place, so that a concurrent start never sees a key without its certificate.
+/// place, so that a concurrent start never finds a key without its certificate.
 fn create(directory: &Path, common_name: &str, organization: &str) -> Result<(), LocalCaError> {
     let parent = directory.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|source| io("create", parent, source))?;

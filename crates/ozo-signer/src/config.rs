@@ -9,14 +9,14 @@ use ozo_domain::{Environment, EnvironmentName, ExpectedSubject};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// The longest certificate lifetime accepted, in days: 825, the limit the CA/Browser
-/// Forum set for TLS certificates in 2018.
+/// Maximum certificate lifetime in days: 825, the limit the CA/Browser Forum set for
+/// TLS certificates in 2018.
 const MAX_LIFETIME_DAYS: u32 = 825;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the local CAs keep their files.
+    /// Directory of the local CAs' key and certificate files.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Address and port to serve on. `OZO_LISTEN` overrides it.
@@ -123,7 +123,7 @@ impl Config {
         Ok(())
     }
 
-    /// The environments as validation sees them, in name order.
+    /// Lists the environments for validation, in name order.
     pub fn domain_environments(&self) -> Vec<Environment> {
         self.environments
             .iter()

@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Who caused an event.
+/// The originator of an event.
 #[derive(Clone, Debug)]
 pub enum Actor {
     /// A person or automation signed in with an account.

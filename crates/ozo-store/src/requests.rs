@@ -201,7 +201,7 @@ pub enum Transition {
 }
 
 /// Moves a request from `from` to `to` if, and only if, it is in `from` now. Of two
-/// concurrent callers exactly one sees [`Transition::Done`].
+/// concurrent callers exactly one gets [`Transition::Done`].
 #[tracing::instrument(name = "db.transition_request", skip(conn, reason))]
 pub async fn transition(
     conn: &mut PgConnection,

@@ -178,8 +178,8 @@ async fn list_requests(
     Ok(Json(serde_json::json!({ "requests": views })).into_response())
 }
 
-/// `POST /api/v1/requests/{id}/approve`: approves and signs; answers with the request
-/// as it is afterwards (`issued`, or `failed` with the reason).
+/// `POST /api/v1/requests/{id}/approve`: approves and signs, then returns the request as
+/// it is afterwards (`issued`, or `failed` with the reason).
 async fn approve_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,

@@ -102,7 +102,7 @@ impl PageSession {
     }
 }
 
-/// Why a page could not be shown to the visitor.
+/// The reason a page could not be shown to the visitor.
 pub enum PageRejection {
     /// Not signed in: go to the login page.
     Login,
@@ -173,6 +173,7 @@ mod tests {
     fn tokens_are_distinct_and_prefixed() {
         let (a, b) = (new_token(), new_token());
         assert_ne!(a, b);
-        assert!(a.starts_with("ozo_") && a.len() == 4 + 43);
+        assert!(a.starts_with("ozo_"));
+        assert_eq!(a.len(), 4 + 43, "prefix and 32 bytes in unpadded base64url");
     }
 }

@@ -32,7 +32,7 @@ pub enum ApiError {
     /// 422: the CSR failed validation. The rejected request was recorded under `request_id`.
     #[error("CSR rejected")]
     Rejected { request_id: Uuid, findings: Vec<Finding> },
-    /// 500: anything else. The body says nothing about the cause, which is logged.
+    /// 500: anything else. The body omits the cause, which is logged.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }

@@ -23,7 +23,7 @@ mod pages;
 
 pub use error::ApiError;
 
-/// Everything the service knows about one environment at run time.
+/// The run-time settings and CA of one environment.
 #[derive(Clone)]
 pub struct EnvironmentRuntime {
     pub environment: Environment,
