@@ -127,9 +127,9 @@ impl<E: Into<ApiError>> From<E> for PageRejection {
     }
 }
 
-pub(crate) fn session_cookie_value(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// Reads the session id from the request's cookies.
+pub(crate) fn session_cookie_value(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for PageSession {
     type Rejection = PageRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let cookie = session_cookie_value(parts).ok_or(PageRejection::Login)?;
+        let cookie = session_cookie_value(&parts.headers).ok_or(PageRejection::Login)?;
         let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
         let session = accounts::find_session(&mut conn, &secret_sha256(&cookie))
             .await

@@ -143,20 +143,12 @@ pub struct CsrfForm {
 pub async fn logout(
     State(state): State<AppState>,
     session: PageSession,
-    request_parts: axum::http::HeaderMap,
+    request_headers: axum::http::HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageRejection> {
     session.check_csrf(&form.csrf)?;
 
-    let cookie = request_parts
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == auth::SESSION_COOKIE || *name == auth::SECURE_SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .unwrap_or_default();
+    let cookie = auth::session_cookie_value(&request_headers).unwrap_or_default();
     let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
     accounts::delete_session(&mut conn, &auth::secret_sha256(&cookie)).await.map_err(ApiError::from)?;
     tracing::info!(account.name = %session.account.name, "operator signed out");
