@@ -223,6 +223,15 @@ async fn private_key_upload_leaves_no_trace() {
     assert!(scalar.len() >= 60, "private scalar {scalar}");
     assert!(!dump.contains(scalar), "the private scalar is in the database");
 
+    // The key counts as compromised: its CSR alone gets no certificate either.
+    let alone = curl(&[
+        "-X", "POST", "--data-binary", &format!("@{}", csr.display()),
+        &server.url("/api/v1/requests?environment=staging&organisation=Lekkage%20BV&contact=it%40lekkage.nl"),
+    ]);
+    assert_eq!(alone.status, 422, "{}", alone.body);
+    assert_eq!(alone.json()["reason"], "private-key");
+    assert!(alone.json()["findings"][0]["message"].as_str().unwrap().contains("uploaded earlier"), "{}", alone.body);
+
     // Nor in the service's log.
     let log = server.log_lines().join("\n");
     for line in key_pem.lines().filter(|line| !line.starts_with("-----")) {
@@ -343,6 +352,64 @@ async fn denial_and_api_authorization() {
     let codes: Vec<&str> = problem["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["wrong-environment"]);
     assert!(problem["findings"][0]["message"].as_str().unwrap().starts_with("Deze CSR is voor production"), "{problem}");
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_mistakes_get_clear_errors() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let work = tempfile::tempdir().unwrap();
+    let (_key, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+    let pem = std::fs::read_to_string(&csr).unwrap();
+
+    // JSON sent without a Content-Type, with a misspelled field.
+    let body = serde_json::json!({ "environment": "staging", "organization": "Typo BV", "contact": "a@b.nl", "csr": pem }).to_string();
+    let typo = curl(&["-X", "POST", "--data", &body, &server.url("/api/v1/requests")]);
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    assert!(typo.json()["detail"].as_str().unwrap().contains("unknown field `organization`"), "{}", typo.body);
+
+    let no_environment = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url("/api/v1/requests?organisation=A&contact=b")]);
+    assert_eq!(no_environment.status, 400);
+    assert!(no_environment.json()["detail"].as_str().unwrap().starts_with("The field environment is missing; expected one of: production, staging"), "{}", no_environment.body);
+
+    // curl -d removes the line breaks of the PEM file.
+    let flattened = curl(&["-X", "POST", "-d", &format!("@{}", csr.display()), &server.url("/api/v1/requests?environment=staging&organisation=A&contact=b")]);
+    assert_eq!(flattened.status, 422, "{}", flattened.body);
+    assert!(flattened.json()["findings"][0]["message"].as_str().unwrap().contains("--data-binary"), "{}", flattened.body);
+
+    let missing_organisation = curl(&[
+        "-X", "POST", "-H", "Accept-Language: nl", "--data-binary", &format!("@{}", csr.display()),
+        &server.url("/api/v1/requests?environment=staging&contact=b"),
+    ]);
+    assert_eq!(missing_organisation.status, 400);
+    let problem = missing_organisation.json();
+    assert_eq!(problem["title"], "Ongeldig verzoek");
+    assert!(problem["detail"].as_str().unwrap().contains("organisation (organisatie)"), "{problem}");
+
+    let bad_id = curl(&[&server.url("/api/v1/requests/not-a-uuid")]);
+    assert_eq!(bad_id.status, 404);
+    assert!(bad_id.json()["detail"].as_str().unwrap().contains("is not a request id"), "{}", bad_id.body);
+
+    let unknown_path = curl(&[&server.url("/api/v2/requests")]);
+    assert_eq!(unknown_path.status, 404);
+    assert!(unknown_path.json()["detail"].as_str().unwrap().contains("/api/v1"), "{}", unknown_path.body);
+
+    let big = work.path().join("big.csr");
+    std::fs::write(&big, "A".repeat(100_000)).unwrap();
+    let too_large = curl(&["-X", "POST", "--data-binary", &format!("@{}", big.display()), &server.url("/api/v1/requests?environment=staging&organisation=A&contact=b")]);
+    assert_eq!(too_large.status, 413);
+    assert_eq!(too_large.json()["findings"][0]["code"], "too-large");
+    assert!(too_large.json()["findings"][0]["message"].as_str().unwrap().contains("400 bytes"), "{}", too_large.body);
+
+    // A rejected request will never get a certificate, and the answer says so.
+    let rejected = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url("/api/v1/requests?environment=production&organisation=A&contact=b")]);
+    let id = rejected.json()["request_id"].as_str().unwrap().to_owned();
+    let download = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);
+    assert_eq!(download.status, 409);
+    assert!(download.json()["detail"].as_str().unwrap().contains("will not be issued"), "{}", download.body);
 
     drop(server);
     db.drop_database().await;

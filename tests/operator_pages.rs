@@ -52,8 +52,18 @@ async fn operator_signs_in_and_approves() {
 
     let forged = curl(&["-b", &jar, "--data", "csrf=forged&confirm=yes", &server.url(&format!("/operator/requests/{id}/approve"))]);
     assert_eq!(forged.status, 403);
+    assert!(forged.body.contains("reload the page"), "{}", forged.body);
+    let missing = curl(&["-b", &jar, "--data", "confirm=yes", &server.url(&format!("/operator/requests/{id}/approve"))]);
+    assert_eq!(missing.status, 403, "{}", missing.body);
+
+    // The confirmation box must be ticked, which browsers send as confirm=yes.
+    for confirm in ["confirm=no", "confirm=", "confirm=off"] {
+        let unconfirmed = curl(&["-b", &jar, "--data", &format!("csrf={csrf}&{confirm}"), &server.url(&format!("/operator/requests/{id}/approve"))]);
+        assert_eq!(unconfirmed.status, 200, "{confirm}");
+        assert!(unconfirmed.body.contains("Tick the confirmation box"), "{confirm}: {}", unconfirmed.body);
+    }
     let status = curl(&[&server.url(&format!("/api/v1/requests/{id}"))]);
-    assert_eq!(status.json()["status"], "pending", "a forged form changed nothing");
+    assert_eq!(status.json()["status"], "pending", "forged and unconfirmed forms changed nothing");
 
     let approved = curl(&["-b", &jar, "--data", &format!("csrf={csrf}&confirm=yes"), &server.url(&format!("/operator/requests/{id}/approve"))]);
     assert_eq!(approved.status, 303, "{}", approved.body);

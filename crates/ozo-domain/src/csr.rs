@@ -9,7 +9,7 @@ use x509_cert::ext::Extensions;
 use x509_cert::request::{CertReq, Version};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use crate::input::{decode_upload, malformed};
+use crate::input::{decode_upload, malformed, UploadError};
 use crate::subject::check_subject;
 use crate::{Environment, ExpectedSubject, Finding, FindingCode};
 
@@ -103,9 +103,10 @@ impl VerifiedCsr {
     }
 }
 
-/// A CSR that failed validation, with every finding. `der` and `spki_sha256` are set
-/// when the upload was a well-formed CSR; they are never set for an upload that
-/// contained a private key.
+/// A CSR that failed validation, with every finding. `der` is set when the upload was a
+/// well-formed CSR, and never for an upload that contained a private key. `spki_sha256`
+/// is the fingerprint of the CSR's public key or, for an upload with a private key, of
+/// the public key that belongs to it, so that the exposed key can be refused later.
 #[derive(Clone, Debug)]
 pub struct RejectedCsr {
     pub findings: Vec<Finding>,
@@ -138,7 +139,10 @@ pub fn validate(input: &[u8], environment: &Environment, all: &[Environment]) ->
 
     let der = match decode_upload(input) {
         Ok(der) => der,
-        Err(finding) => return Verdict::Rejected(RejectedCsr::single(finding)),
+        Err(UploadError::PrivateKey { finding, exposed_spki_sha256 }) => {
+            return Verdict::Rejected(RejectedCsr { findings: vec![finding], der: None, spki_sha256: exposed_spki_sha256 })
+        }
+        Err(UploadError::Other(finding)) => return Verdict::Rejected(RejectedCsr::single(finding)),
     };
 
     let (csr, tbs) = match parse_strict(&der) {
@@ -156,7 +160,13 @@ pub fn validate(input: &[u8], environment: &Environment, all: &[Environment]) ->
     let mut findings = Vec::new();
 
     let key = check_key(&csr.info.public_key, &mut findings);
-    let algorithm = check_signature_algorithm(&csr, &mut findings);
+    // A key of another type cannot have an ECDSA signature, so its signature algorithm
+    // is no separate finding.
+    let algorithm = if findings.iter().any(|f| f.code == FindingCode::KeyType) {
+        None
+    } else {
+        check_signature_algorithm(&csr, &mut findings)
+    };
     if let (Some(key), Some(algorithm)) = (&key, algorithm) {
         check_signature(key, algorithm, tbs, &csr.signature, &mut findings);
     }
@@ -232,19 +242,24 @@ fn check_key(spki: &SubjectPublicKeyInfoOwned, findings: &mut Vec<Finding>) -> O
         let name = key_algorithm_name(algorithm);
         findings.push(Finding::error(
             FindingCode::KeyType,
-            format!("The public key is {name}; expected an EC key on the curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
-            format!("De publieke sleutel is {name}; verwacht werd een EC-sleutel op de curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("The public key is of type {name}; expected an EC key on the curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("De publieke sleutel is van het type {name}; verwacht werd een EC-sleutel op de curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
         ));
         return None;
     }
 
     let curve = spki.algorithm.parameters.as_ref().map(curve_name);
-    if curve.as_deref() != Some("prime256v1") {
-        let found = curve.unwrap_or_else(|| "an EC key without curve parameters".to_owned());
+    if curve != Some(Curve::Prime256v1) {
+        let (en, nl) = match curve {
+            Some(Curve::Named(name)) => (format!("the curve {name}"), format!("de curve {name}")),
+            Some(Curve::Explicit) => ("explicit curve parameters".to_owned(), "expliciete curveparameters".to_owned()),
+            Some(Curve::Prime256v1) => unreachable!("prime256v1 is accepted above"),
+            None => ("no curve parameters".to_owned(), "geen curveparameters".to_owned()),
+        };
         findings.push(Finding::error(
             FindingCode::KeyCurve,
-            format!("The EC key uses {found}; expected the named curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
-            format!("De EC-sleutel gebruikt {found}; verwacht werd de benoemde curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("The EC key uses {en}; expected the named curve prime256v1 (P-256). Make a new key and CSR with -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
+            format!("De EC-sleutel gebruikt {nl}; verwacht werd de benoemde curve prime256v1 (P-256). Maak een nieuwe sleutel en CSR met -newkey ec -pkeyopt ec_paramgen_curve:prime256v1."),
         ));
         return None;
     }
@@ -279,36 +294,45 @@ fn check_key(spki: &SubjectPublicKeyInfoOwned, findings: &mut Vec<Finding>) -> O
     }
 }
 
-fn curve_name(parameters: &Any) -> String {
+/// The curve of an EC key, as its parameters give it.
+#[derive(Debug, PartialEq, Eq)]
+enum Curve {
+    Prime256v1,
+    /// Another named curve, by its usual name or OID.
+    Named(String),
+    Explicit,
+}
+
+fn curve_name(parameters: &Any) -> Curve {
     if parameters.tag() == Tag::Sequence {
-        return "explicit curve parameters".to_owned();
+        return Curve::Explicit;
     }
     let Ok(oid) = parameters.decode_as::<Oid>() else {
-        return format!("curve parameters of type {}", parameters.tag());
+        return Curve::Named(format!("<{}>", parameters.tag()));
     };
     if oid == PRIME256V1 {
-        return "prime256v1".to_owned();
+        return Curve::Prime256v1;
     }
-    match oid.to_string().as_str() {
-        "1.3.132.0.34" => "the curve secp384r1 (P-384)",
-        "1.3.132.0.35" => "the curve secp521r1 (P-521)",
-        "1.3.132.0.10" => "the curve secp256k1",
-        "1.3.36.3.3.2.8.1.1.7" => "the curve brainpoolP256r1",
-        other => return format!("the curve with OID {other}"),
-    }
-    .to_owned()
+    let name = match oid.to_string().as_str() {
+        "1.3.132.0.34" => "secp384r1 (P-384)".to_owned(),
+        "1.3.132.0.35" => "secp521r1 (P-521)".to_owned(),
+        "1.3.132.0.10" => "secp256k1".to_owned(),
+        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1".to_owned(),
+        other => format!("OID {other}"),
+    };
+    Curve::Named(name)
 }
 
 fn key_algorithm_name(oid: Oid) -> String {
     match oid.to_string().as_str() {
-        "1.2.840.113549.1.1.1" => "an RSA key".to_owned(),
-        "1.2.840.113549.1.1.10" => "an RSA-PSS key".to_owned(),
-        "1.3.101.112" => "an Ed25519 key".to_owned(),
-        "1.3.101.113" => "an Ed448 key".to_owned(),
-        "1.3.101.110" => "an X25519 key".to_owned(),
-        "1.3.101.111" => "an X448 key".to_owned(),
-        "1.2.840.10040.4.1" => "a DSA key".to_owned(),
-        other => format!("a key of algorithm {other}"),
+        "1.2.840.113549.1.1.1" => "RSA".to_owned(),
+        "1.2.840.113549.1.1.10" => "RSA-PSS".to_owned(),
+        "1.3.101.112" => "Ed25519".to_owned(),
+        "1.3.101.113" => "Ed448".to_owned(),
+        "1.3.101.110" => "X25519".to_owned(),
+        "1.3.101.111" => "X448".to_owned(),
+        "1.2.840.10040.4.1" => "DSA".to_owned(),
+        other => format!("OID {other}"),
     }
 }
 
@@ -359,10 +383,15 @@ fn check_signature_algorithm(csr: &CertReq, findings: &mut Vec<Finding>) -> Opti
         _ if algorithm.is_some() => format!("{} with parameters", oid),
         other => format!("the algorithm with OID {other}"),
     };
+    let (hint_en, hint_nl) = if name.contains("SHA1") || name.contains("sha1") {
+        ("Make a new CSR without -sha1 (openssl req uses SHA-256 by default).", "Maak een nieuwe CSR zonder -sha1 (openssl req gebruikt standaard SHA-256).")
+    } else {
+        ("Make a new CSR with the openssl req command, which signs with SHA-256.", "Maak een nieuwe CSR met het openssl req-commando, dat met SHA-256 ondertekent.")
+    };
     findings.push(Finding::error(
         FindingCode::SignatureAlgorithm,
-        format!("The CSR is signed with {name}; expected ecdsa-with-SHA256, -SHA384 or -SHA512. Make a new CSR without -sha1 (openssl req uses SHA-256 by default)."),
-        format!("De CSR is ondertekend met {name}; verwacht werd ecdsa-with-SHA256, -SHA384 of -SHA512. Maak een nieuwe CSR zonder -sha1 (openssl req gebruikt standaard SHA-256)."),
+        format!("The CSR is signed with {name}; expected ecdsa-with-SHA256, -SHA384 or -SHA512. {hint_en}"),
+        format!("De CSR is ondertekend met {name}; verwacht werd ecdsa-with-SHA256, -SHA384 of -SHA512. {hint_nl}"),
     ));
     None
 }

@@ -138,6 +138,20 @@ impl Finding {
         )
     }
 
+    /// The finding of a public key whose private key was uploaded earlier, and which
+    /// therefore counts as compromised.
+    pub fn exposed_key() -> Self {
+        Finding::error(
+            FindingCode::PrivateKey,
+            "The private key of this CSR was uploaded earlier, so it counts as compromised and \
+             gets no certificate. Delete it, make a new key and CSR with openssl req, and upload \
+             only the new CSR.",
+            "De privésleutel van deze CSR is eerder geüpload, dus geldt als gelekt en krijgt geen \
+             certificaat. Verwijder hem, maak met openssl req een nieuwe sleutel en CSR, en \
+             upload alleen de nieuwe CSR.",
+        )
+    }
+
     /// The finding as JSON in one language: `{"code", "severity", "message"}`.
     pub fn to_json(&self, lang: Lang) -> FindingJson<'_> {
         FindingJson { code: self.code, severity: self.severity, message: self.message(lang) }

@@ -2,38 +2,89 @@
 //! why it is not one. Private keys are detected here, before anything is parsed or kept.
 
 use base64ct::{Base64, Encoding};
-use der::{Decode, Header, Reader, SliceReader, Tag};
+use der::{Decode, Encode, Header, Reader, SliceReader, Tag};
+use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
+use sha2::{Digest, Sha256};
+use x509_cert::request::CertReq;
 
 use crate::{Finding, FindingCode};
+
+/// Why an upload is not one CSR.
+pub(crate) enum UploadError {
+    /// The upload contains a private key. `exposed_spki_sha256` is the fingerprint of
+    /// the public key that belongs to it, when that could be derived.
+    PrivateKey { finding: Finding, exposed_spki_sha256: Option<[u8; 32]> },
+    Other(Finding),
+}
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const CSR_LABELS: [&str; 2] = ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"];
 
 /// Returns the DER of the single CSR in `input`, which is PEM (with any text around the
 /// block) or DER.
-pub(crate) fn decode_upload(input: &[u8]) -> Result<Vec<u8>, Finding> {
+pub(crate) fn decode_upload(input: &[u8]) -> Result<Vec<u8>, UploadError> {
     if contains_pem_private_key(input) {
-        return Err(private_key_finding());
+        return Err(private_key_error(input));
     }
 
     let input = input.strip_prefix(UTF8_BOM).unwrap_or(input);
     if input.iter().all(u8::is_ascii_whitespace) {
-        return Err(malformed(
+        return Err(UploadError::Other(malformed(
             "The upload is empty. Expected a CSR in PEM form (-----BEGIN CERTIFICATE REQUEST-----) or DER.",
             "De upload is leeg. Verwacht werd een CSR in PEM-vorm (-----BEGIN CERTIFICATE REQUEST-----) of DER.",
-        ));
+        )));
     }
 
     let der = if find(input, b"-----BEGIN").is_some() {
-        decode_pem(input)?
+        decode_pem(input).map_err(UploadError::Other)?
     } else {
         input.to_vec()
     };
 
     if looks_like_private_key(&der) {
-        return Err(private_key_finding());
+        return Err(UploadError::PrivateKey {
+            finding: private_key_finding(),
+            exposed_spki_sha256: public_key_fingerprint(&der),
+        });
     }
     Ok(der)
+}
+
+fn private_key_error(input: &[u8]) -> UploadError {
+    UploadError::PrivateKey { finding: private_key_finding(), exposed_spki_sha256: exposed_key_fingerprint(input) }
+}
+
+/// Derives the fingerprint of the public key whose private key is in a PEM upload, or
+/// failing that, of the CSR beside it. The decoded key is dropped (and zeroized by
+/// `p256`) at once.
+fn exposed_key_fingerprint(input: &[u8]) -> Option<[u8; 32]> {
+    let blocks = pem_blocks(input).ok()?;
+    let decoded = |block: &PemBlock| Base64::decode_vec(std::str::from_utf8(&block.base64).ok()?).ok();
+
+    let from_key = blocks
+        .iter()
+        .filter(|block| block.label.contains("PRIVATE KEY") && !block.label.contains("ENCRYPTED"))
+        .find_map(|block| public_key_fingerprint(&decoded(block)?));
+    if from_key.is_some() {
+        return from_key;
+    }
+    blocks
+        .iter()
+        .filter(|block| CSR_LABELS.contains(&block.label.as_str()))
+        .find_map(|block| {
+            let csr = CertReq::from_der(&decoded(block)?).ok()?;
+            let spki = csr.info.public_key.to_der().ok()?;
+            Some(Sha256::digest(spki).into())
+        })
+}
+
+/// The fingerprint of the public key of a P-256 private key in PKCS#8 or SEC1 DER.
+fn public_key_fingerprint(private_key_der: &[u8]) -> Option<[u8; 32]> {
+    let secret = p256::SecretKey::from_pkcs8_der(private_key_der)
+        .or_else(|_| p256::SecretKey::from_sec1_der(private_key_der))
+        .ok()?;
+    let spki = secret.public_key().to_public_key_der().ok()?;
+    Some(Sha256::digest(spki.as_bytes()).into())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -147,6 +198,13 @@ fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, Finding> {
     for raw_line in input.split(|&b| b == b'\n') {
         let line = raw_line.trim_ascii();
 
+        if find(line, b"-----BEGIN").is_some() && find(line, b"-----END").is_some() {
+            return Err(malformed(
+                "The PEM text has lost its line breaks: BEGIN and END are on one line. With curl, upload the file with --data-binary @client.csr; -d removes line breaks.",
+                "De PEM-tekst heeft geen regeleinden meer: BEGIN en END staan op één regel. Upload het bestand met curl via --data-binary @client.csr; -d verwijdert regeleinden.",
+            ));
+        }
+
         if let Some(label) = boundary_label(line, b"-----BEGIN ") {
             if current.is_some() {
                 return Err(unterminated_block());
@@ -227,15 +285,30 @@ mod tests {
         assert!(!looks_like_private_key(b"not der"));
     }
 
+    fn code(error: UploadError) -> FindingCode {
+        match error {
+            UploadError::PrivateKey { finding, .. } | UploadError::Other(finding) => finding.code,
+        }
+    }
+
     #[test]
     fn pem_label_of_a_private_key() {
         let input = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        assert_eq!(decode_upload(input).unwrap_err().code, FindingCode::PrivateKey);
+        assert_eq!(code(decode_upload(input).unwrap_err()), FindingCode::PrivateKey);
     }
 
     #[test]
     fn pem_mismatched_end_label() {
         let input = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert_eq!(decode_upload(input).unwrap_err().code, FindingCode::Malformed);
+        assert_eq!(code(decode_upload(input).unwrap_err()), FindingCode::Malformed);
+    }
+
+    #[test]
+    fn pem_without_line_breaks() {
+        let input = b"-----BEGIN CERTIFICATE REQUEST-----AAAA-----END CERTIFICATE REQUEST-----";
+        let UploadError::Other(finding) = decode_upload(input).unwrap_err() else {
+            panic!("not a private key");
+        };
+        assert!(finding.en.contains("--data-binary"), "{}", finding.en);
     }
 }

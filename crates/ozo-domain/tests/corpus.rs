@@ -89,15 +89,32 @@ fn private_key_rejection_keeps_nothing() {
             panic!("{file} was accepted");
         };
         assert!(rejected.der.is_none(), "{file}: DER kept");
-        assert!(rejected.spki_sha256.is_none(), "{file}: fingerprint kept");
         assert!(rejected.findings[0].en.contains("compromised"), "{file}: {}", rejected.findings[0].en);
     }
 }
 
 #[test]
+fn exposed_key_is_fingerprinted() {
+    // Both files hold the private key of staging-valid.csr, so the rejection names the
+    // fingerprint of that CSR's public key and the key can be refused later.
+    let environments = Environment::builtin();
+    let valid = fs::read(corpus_dir().join("staging-valid.csr")).unwrap();
+    let Verdict::Accepted(csr) = validate(&valid, &environments[0], &environments) else {
+        panic!("staging-valid.csr rejected");
+    };
+    for file in ["with-private-key.txt", "private-key-only.key"] {
+        let bytes = fs::read(corpus_dir().join(file)).unwrap();
+        let Verdict::Rejected(rejected) = validate(&bytes, &environments[0], &environments) else {
+            panic!("{file} was accepted");
+        };
+        assert_eq!(rejected.spki_sha256, Some(csr.spki_sha256()), "{file}");
+    }
+}
+
+#[test]
 fn rejection_lists_every_finding() {
-    // An RSA CSR signed with sha256WithRSAEncryption for the other environment's subject
-    // breaks three rules at once.
+    // An RSA CSR for the other environment's subject breaks two rules at once. Its
+    // RSA signature algorithm follows from the key type and is no separate finding.
     let environments = Environment::builtin();
     let bytes = fs::read(corpus_dir().join("rsa-2048.csr")).unwrap();
     let Verdict::Rejected(rejected) = validate(&bytes, &environments[1], &environments) else {
@@ -106,7 +123,7 @@ fn rejection_lists_every_finding() {
     let codes: Vec<FindingCode> = rejected.findings.iter().map(|f| f.code).collect();
     assert_eq!(
         codes,
-        [FindingCode::KeyType, FindingCode::SignatureAlgorithm, FindingCode::WrongEnvironment]
+        [FindingCode::KeyType, FindingCode::WrongEnvironment]
     );
 }
 

@@ -4,9 +4,22 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use ozo_domain::{validate, Lang, Verdict};
+use ozo_domain::{validate, Finding, FindingCode, Lang, Verdict};
 
 use crate::config::Config;
+
+/// The message of a finding for a file checked on the client's own machine. A private
+/// key in a file that was never sent is not compromised, so its message differs from
+/// the service's.
+fn offline_message(finding: &Finding, lang: Lang) -> &str {
+    if finding.code != FindingCode::PrivateKey {
+        return finding.message(lang);
+    }
+    match lang {
+        Lang::En => "The file contains a private key. Upload only the CSR file (client.csr) and keep the private key (client-key.pem) on your own machine. If this file was sent or uploaded anywhere, treat the key as compromised and make a new key and CSR.",
+        Lang::Nl => "Het bestand bevat een privésleutel. Upload alleen het CSR-bestand (client.csr) en houd de privésleutel (client-key.pem) op uw eigen systeem. Is dit bestand ergens naartoe gestuurd of geüpload, beschouw de sleutel dan als gelekt en maak een nieuwe sleutel en CSR.",
+    }
+}
 
 pub fn run(config: &Config, environment: &str, json: bool, lang: &str, file: &Path) -> ExitCode {
     let lang = Lang::from_tag(lang).unwrap_or_default();
@@ -34,7 +47,11 @@ pub fn run(config: &Config, environment: &str, json: bool, lang: &str, file: &Pa
     let verdict = validate(&bytes, target, &environments);
 
     if json {
-        let findings: Vec<_> = verdict.findings().iter().map(|f| f.to_json(lang)).collect();
+        let findings: Vec<_> = verdict
+            .findings()
+            .iter()
+            .map(|f| serde_json::json!({ "code": f.code, "severity": f.severity, "message": offline_message(f, lang) }))
+            .collect();
         let output = serde_json::json!({ "accepted": verdict.is_accepted(), "findings": findings });
         println!("{output}");
     } else {
@@ -46,7 +63,7 @@ pub fn run(config: &Config, environment: &str, json: bool, lang: &str, file: &Pa
         };
         println!("{}: {outcome} ({environment})", file.display());
         for finding in verdict.findings() {
-            println!("  {} {}: {}", finding.severity.as_str(), finding.code, finding.message(lang));
+            println!("  {} {}: {}", finding.severity.as_str(), finding.code, offline_message(finding, lang));
         }
         if let Verdict::Accepted(csr) = &verdict {
             println!("  public key SHA-256: {}", csr.spki_sha256_hex());

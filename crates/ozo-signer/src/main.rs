@@ -139,7 +139,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "ozo-signer stopped with an error");
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

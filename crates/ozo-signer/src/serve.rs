@@ -122,10 +122,26 @@ pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     println!("ozo-signer dev is starting on http://{listen}/");
     println!("  operator account: {DEV_OPERATOR}");
     println!("  password (shown once, new at every start): {password}");
-    println!("  API token: ozo-signer token create {DEV_OPERATOR}  (with the same DATABASE_URL)");
+    let url = database_url(&config)?;
+    println!("  database: DATABASE_URL={}", redact_password(url.expose_secret()));
+    println!("  API token: DATABASE_URL=… ozo-signer token create {DEV_OPERATOR}");
     println!();
 
     run_server(&config, pool, listen).await
+}
+
+/// Replaces the password of a database URL, if it has one, with `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Result<()> {

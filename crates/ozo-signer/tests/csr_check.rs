@@ -44,6 +44,15 @@ fn warning_is_listed_in_dutch() {
 }
 
 #[test]
+fn private_key_file_advice_fits_offline_use() {
+    let (code, stdout, _) = check(&["-e", "staging", corpus("with-private-key.txt").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("error private-key: The file contains a private key"), "{stdout}");
+    assert!(stdout.contains("If this file was sent or uploaded anywhere"), "{stdout}");
+    assert!(!stdout.contains("It was not stored"), "{stdout}");
+}
+
+#[test]
 fn usage_errors_exit_two() {
     let (code, _, stderr) = check(&["--environment", "acceptance", corpus("staging-valid.csr").to_str().unwrap()]);
     assert_eq!(code, 2);

@@ -153,6 +153,21 @@ pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result
     }
 }
 
+/// Whether a public key was uploaded together with its private key before.
+#[tracing::instrument(name = "db.is_key_exposed", skip_all)]
+pub async fn is_key_exposed(conn: &mut PgConnection, spki_sha256: &[u8]) -> Result<bool, StoreError> {
+    let exposed = sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM requests
+               WHERE spki_sha256 = $1 AND status = 'rejected' AND findings @> '[{"code": "private-key"}]'
+           ) AS "exposed!""#,
+        spki_sha256
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(exposed)
+}
+
 /// Finds a request by id.
 #[tracing::instrument(name = "db.get_request", skip(conn))]
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, StoreError> {

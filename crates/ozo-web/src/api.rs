@@ -10,9 +10,9 @@ use ozo_domain::RequestStatus;
 use ozo_store::certificates;
 use ozo_store::requests;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::auth::ApiAccount;
+use crate::extract::RequestId;
 use crate::i18n::{RequestLang, Text};
 use crate::issuance::{self, findings_of, request_view, Upload};
 use crate::{ApiError, AppState};
@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UploadJson {
     environment: String,
     organisation: String,
@@ -62,10 +63,13 @@ async fn create_request(
         )),
     })?;
 
+    // A body that starts with `{` is JSON whatever its Content-Type, because curl sends
+    // --data as application/x-www-form-urlencoded unless told otherwise.
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| value.starts_with("application/json"))
+        || body.trim_ascii_start().starts_with(b"{");
     let upload = if is_json {
         let json: UploadJson = serde_json::from_slice(&body).map_err(|error| {
             ApiError::BadRequest(Text::new(
@@ -91,7 +95,7 @@ async fn create_request(
 async fn get_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
     let row = issuance::load_request(&state, id).await?;
     let mut conn = state.pool().acquire().await?;
@@ -101,18 +105,23 @@ async fn get_request(
 }
 
 /// `GET /api/v1/requests/{id}/certificate`: the certificate in PEM followed by its chain.
-async fn get_certificate(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
+async fn get_certificate(State(state): State<AppState>, RequestId(id): RequestId) -> Result<Response, ApiError> {
     let row = issuance::load_request(&state, id).await?;
     let mut conn = state.pool().acquire().await?;
     let Some(certificate) = certificates::for_request(&mut conn, id).await? else {
         let current = row.status;
-        return Err(ApiError::Conflict {
-            current,
-            text: Text::new(
-                format!("Request {id} has no certificate: it is {current}. Check again when it is issued."),
-                format!("Aanvraag {id} heeft geen certificaat: de status is {current}. Kijk opnieuw als die issued is."),
-            ),
-        });
+        let text = if current.is_final() {
+            Text::new(
+                format!("Request {id} has no certificate: it is {current} and will not be issued."),
+                format!("Aanvraag {id} heeft geen certificaat: de status is {current} en er komt geen certificaat."),
+            )
+        } else {
+            Text::new(
+                format!("Request {id} has no certificate yet: it is {current}. Check again when it is issued."),
+                format!("Aanvraag {id} heeft nog geen certificaat: de status is {current}. Kijk opnieuw als die issued is."),
+            )
+        };
+        return Err(ApiError::Conflict { current, text });
     };
 
     let body = format!("{}{}", certificate.pem, certificate.chain_pem);
@@ -129,9 +138,10 @@ async fn get_certificate(State(state): State<AppState>, Path(id): Path<Uuid>) ->
 /// `GET /api/v1/environments/{environment}/ca.pem`: the CA certificate of an environment.
 async fn get_ca_certificate(State(state): State<AppState>, Path(environment): Path<String>) -> Result<Response, ApiError> {
     let runtime = state.environment(&environment).ok_or_else(|| {
+        let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
         ApiError::NotFound(Text::new(
-            format!("Unknown environment {environment:?}."),
-            format!("Onbekende omgeving {environment:?}."),
+            format!("Unknown environment {environment:?}; expected one of: {known}."),
+            format!("Onbekende omgeving {environment:?}; verwacht werd een van: {known}."),
         ))
     })?;
     Ok((
@@ -162,7 +172,10 @@ async fn list_requests(
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(text) => Some(text.parse::<RequestStatus>().map_err(|error| {
-            ApiError::BadRequest(Text::new(error.to_string(), format!("Onbekende status {text:?}.")))
+            ApiError::BadRequest(Text::new(
+                error.to_string(),
+                format!("Onbekende status {text:?}; verwacht werd pending, approved, issued, rejected, denied, failed of revoked."),
+            ))
         })?),
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
@@ -184,7 +197,7 @@ async fn approve_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     account: ApiAccount,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;
 
@@ -206,7 +219,7 @@ async fn deny_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     account: ApiAccount,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
     body: Result<Json<DenyJson>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;

@@ -97,7 +97,7 @@ impl PageSession {
         if self.csrf_token.as_bytes().ct_eq(submitted.as_bytes()).into() {
             Ok(())
         } else {
-            Err(PageRejection::Forbidden)
+            Err(PageRejection::Error(ApiError::CsrfMismatch))
         }
     }
 }
@@ -106,7 +106,7 @@ impl PageSession {
 pub enum PageRejection {
     /// Not signed in: go to the login page.
     Login,
-    /// Signed in but not allowed, or the form's CSRF token is wrong.
+    /// Signed in, but the account lacks the operator role.
     Forbidden,
     Error(ApiError),
 }

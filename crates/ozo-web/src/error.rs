@@ -3,7 +3,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ozo_domain::{Finding, RequestStatus};
+use ozo_domain::{Finding, Lang, RequestStatus};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 403: signed in, but the account lacks the role.
     #[error("forbidden: the {role} role is needed")]
     Forbidden { role: &'static str },
+    /// 403: a form's CSRF token does not match the session.
+    #[error("forbidden: the form's CSRF token does not match the session")]
+    CsrfMismatch,
     /// 404: no such request or environment.
     #[error("not found: {}", .0.en)]
     NotFound(Text),
@@ -66,7 +69,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::CsrfMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,17 +79,48 @@ impl ApiError {
     }
 }
 
+/// The problem title of a status, in the request's language.
+fn title(status: StatusCode, lang: Lang) -> &'static str {
+    match (status.as_u16(), lang) {
+        (400, Lang::En) => "Bad request",
+        (400, Lang::Nl) => "Ongeldig verzoek",
+        (401, Lang::En) => "Not signed in",
+        (401, Lang::Nl) => "Niet ingelogd",
+        (403, Lang::En) => "Not allowed",
+        (403, Lang::Nl) => "Niet toegestaan",
+        (404, Lang::En) => "Not found",
+        (404, Lang::Nl) => "Niet gevonden",
+        (409, Lang::En) => "Conflict with the current status",
+        (409, Lang::Nl) => "Conflict met de huidige status",
+        (413, Lang::En) => "Upload too large",
+        (413, Lang::Nl) => "Upload te groot",
+        (422, Lang::En) => "CSR rejected",
+        (422, Lang::Nl) => "CSR afgewezen",
+        (_, Lang::En) => "Internal server error",
+        (_, Lang::Nl) => "Interne serverfout",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let lang = current_lang();
         let status = self.status();
 
+        let title = title(status, lang);
         let body = match &self {
             ApiError::BadRequest(text) | ApiError::NotFound(text) => {
-                json!({ "title": status.canonical_reason(), "status": status.as_u16(), "detail": text.get(lang) })
+                json!({ "title": title, "status": status.as_u16(), "detail": text.get(lang) })
             }
+            ApiError::CsrfMismatch => json!({
+                "title": title,
+                "status": 403,
+                "detail": Text::new(
+                    "The form is out of date or did not come from this site, so nothing was changed. Go back, reload the page and try again.",
+                    "Het formulier is verlopen of kwam niet van deze site, dus er is niets gewijzigd. Ga terug, laad de pagina opnieuw en probeer het nog eens.",
+                ).get(lang),
+            }),
             ApiError::Unauthorized => json!({
-                "title": "Unauthorized",
+                "title": title,
                 "status": 401,
                 "detail": Text::new(
                     "Missing or invalid credentials: send Authorization: Bearer TOKEN with a token from ozo-signer token create.",
@@ -94,7 +128,7 @@ impl IntoResponse for ApiError {
                 ).get(lang),
             }),
             ApiError::Forbidden { role } => json!({
-                "title": "Forbidden",
+                "title": title,
                 "status": 403,
                 "detail": Text::new(
                     format!("This action needs the {role} role, which this account does not have."),
@@ -102,24 +136,28 @@ impl IntoResponse for ApiError {
                 ).get(lang),
             }),
             ApiError::Conflict { current, text } => json!({
-                "title": "Conflict",
+                "title": title,
                 "status": 409,
                 "detail": text.get(lang),
                 "current_status": current,
             }),
-            ApiError::PayloadTooLarge => json!({
-                "title": "Payload Too Large",
-                "status": 413,
-                "detail": Text::new(
+            ApiError::PayloadTooLarge => {
+                let detail = Text::new(
                     format!("The request body is larger than {} bytes. A CSR is about 400 bytes: upload only the file that openssl req -new wrote.", crate::MAX_BODY_BYTES),
                     format!("De body van het verzoek is groter dan {} bytes. Een CSR is ongeveer 400 bytes: upload alleen het bestand dat openssl req -new schreef.", crate::MAX_BODY_BYTES),
-                ).get(lang),
-                "findings": [{ "code": "too-large", "severity": "error" }],
-            }),
+                );
+                json!({
+                    "title": title,
+                    "status": 413,
+                    "detail": detail.get(lang),
+                    "reason": "too-large",
+                    "findings": [{ "code": "too-large", "severity": "error", "message": detail.get(lang) }],
+                })
+            }
             ApiError::Rejected { request_id, findings } => {
                 let reason = findings.iter().find(|f| f.is_error()).map(|f| f.code.as_str());
                 json!({
-                    "title": "CSR rejected",
+                    "title": title,
                     "status": 422,
                     "detail": Text::new(
                         "The CSR does not meet the requirements; every finding below says what to change.",
@@ -133,7 +171,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed with an internal error");
                 json!({
-                    "title": "Internal Server Error",
+                    "title": title,
                     "status": 500,
                     "detail": Text::new(
                         "The service failed to handle the request. Try again later; the error has been logged.",

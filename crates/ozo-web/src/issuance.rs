@@ -32,15 +32,22 @@ pub struct Upload {
 /// rejected one is recorded too, with its findings, and returned as
 /// [`ApiError::Rejected`].
 pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiError> {
-    let environment = state.environment(upload.environment.trim()).ok_or_else(|| {
-        let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
+    let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
+    let requested = upload.environment.trim();
+    if requested.is_empty() {
+        return Err(ApiError::BadRequest(Text::new(
+            format!("The field environment is missing; expected one of: {known}."),
+            format!("Het veld environment (omgeving) ontbreekt; verwacht werd een van: {known}."),
+        )));
+    }
+    let environment = state.environment(requested).ok_or_else(|| {
         ApiError::BadRequest(Text::new(
-            format!("Unknown environment {:?}; expected one of: {known}.", upload.environment),
-            format!("Onbekende omgeving {:?}; verwacht werd een van: {known}.", upload.environment),
+            format!("Unknown environment {requested:?}; expected one of: {known}."),
+            format!("Onbekende omgeving {requested:?}; verwacht werd een van: {known}."),
         ))
     })?;
-    let organisation = required_text(&upload.organisation, "organisation", "organisatie", MAX_ORGANISATION_CHARS)?;
-    let contact = required_text(&upload.contact, "contact", "contact", MAX_CONTACT_CHARS)?;
+    let organisation = required_text(&upload.organisation, "organisation", "organisation (organisatie)", MAX_ORGANISATION_CHARS)?;
+    let contact = required_text(&upload.contact, "contact", "contact (contactpersoon)", MAX_CONTACT_CHARS)?;
     let environment_name = environment.environment.name.as_str();
 
     let verdict = validate(&upload.csr, &environment.environment, state.environment_list());
@@ -55,6 +62,13 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
     };
 
     let mut tx = state.pool().begin().await?;
+    if requests::is_key_exposed(&mut tx, &csr.spki_sha256()).await? {
+        drop(tx);
+        let mut findings = csr.warnings().to_vec();
+        findings.insert(0, Finding::exposed_key());
+        let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
+        return Err(record_rejection(state, id, environment_name, organisation, contact, record, findings).await);
+    }
     let inserted = requests::insert(
         &mut tx,
         &NewRequest {

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 mod api;
 pub mod auth;
 mod error;
+mod extract;
 mod i18n;
 mod issuance;
 mod pages;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/logout", post(pages::logout))
+        .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(i18n::negotiate_language))
         .layer(SetResponseHeaderLayer::if_not_present(

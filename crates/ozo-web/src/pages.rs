@@ -2,7 +2,7 @@
 //! changes state carries the session's CSRF token.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{self, PageRejection, PageSession};
+use crate::extract::RequestId;
 use crate::i18n::{page_texts, PageTexts, RequestLang};
 use crate::issuance;
 use crate::{ApiError, AppState};
@@ -31,6 +32,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 const STYLESHEET: &str = include_str!("../../../templates/style.css");
+
+/// Returns a 404 problem for unknown paths that points to the API and the operator pages.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let text = crate::i18n::Text::new(
+        format!("No page or API route at {}. The API is under /api/v1; operators start at /operator/requests.", uri.path()),
+        format!("Geen pagina of API-route op {}. De API staat onder /api/v1; operators beginnen op /operator/requests.", uri.path()),
+    );
+    ApiError::NotFound(text).into_response()
+}
 
 pub async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response()
@@ -137,6 +147,7 @@ async fn login(
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -230,20 +241,28 @@ struct RequestPage<'a> {
     t: &'a PageTexts,
     user: Option<String>,
     csrf: String,
+    received: String,
+    valid_until: String,
+    history: Vec<HistoryLine>,
     row: RequestRow,
     fingerprint: String,
     findings: Vec<FindingLine>,
     certificate: Option<CertificateRow>,
-    events: Vec<Event>,
     notice: Option<String>,
     pending: bool,
+}
+
+struct HistoryLine {
+    at: String,
+    actor: String,
+    kind: String,
 }
 
 async fn request_page(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     session: PageSession,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
 ) -> Result<Response, PageRejection> {
     Ok(render_request(&state, lang, &session, id, None).await?)
 }
@@ -268,16 +287,22 @@ async fn render_request(
             message: f.message(lang).to_owned(),
         })
         .collect();
+    let history = events
+        .iter()
+        .map(|event: &Event| HistoryLine { at: format_time(event.at), actor: event.actor.clone(), kind: event.kind.clone() })
+        .collect();
     let page = RequestPage {
         t: page_texts(lang),
         user: Some(session.account.name.clone()),
         csrf: session.csrf_token.clone(),
+        received: format_time(row.created_at),
+        valid_until: certificate.as_ref().map(|c| format_time(c.not_after)).unwrap_or_default(),
+        history,
         fingerprint: row.spki_sha256.as_deref().map(hex::encode).unwrap_or_default(),
         pending: row.status == RequestStatus::Pending,
         row,
         findings,
         certificate,
-        events,
         notice,
     };
     render(&page)
@@ -285,19 +310,21 @@ async fn render_request(
 
 #[derive(Deserialize)]
 struct ApproveForm {
+    #[serde(default)]
     csrf: String,
-    confirm: Option<String>,
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn approve(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     session: PageSession,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
     Form(form): Form<ApproveForm>,
 ) -> Result<Response, PageRejection> {
     session.check_csrf(&form.csrf)?;
-    if form.confirm.is_none() {
+    if form.confirm != "yes" {
         let notice = match lang {
             Lang::En => "Tick the confirmation box to approve.",
             Lang::Nl => "Vink het bevestigingsvakje aan om goed te keuren.",
@@ -316,7 +343,9 @@ async fn approve(
 
 #[derive(Deserialize)]
 struct DenyForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     reason: String,
 }
 
@@ -324,7 +353,7 @@ async fn deny(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     session: PageSession,
-    Path(id): Path<Uuid>,
+    RequestId(id): RequestId,
     Form(form): Form<DenyForm>,
 ) -> Result<Response, PageRejection> {
     session.check_csrf(&form.csrf)?;
@@ -339,6 +368,6 @@ async fn deny(
 }
 
 fn format_time(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }

@@ -1,0 +1,29 @@
+//! Extractors whose rejections are problem+json in the request's language.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use crate::i18n::Text;
+use crate::ApiError;
+
+/// The `{id}` of a request in the path.
+pub struct RequestId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_a_request_id(""))?;
+        Uuid::parse_str(&raw).map(RequestId).map_err(|_| not_a_request_id(&raw))
+    }
+}
+
+fn not_a_request_id(raw: &str) -> ApiError {
+    ApiError::NotFound(Text::new(
+        format!("{raw:?} is not a request id; expected the UUID from the upload's answer, such as 0f8e2c4a-…"),
+        format!("{raw:?} is geen aanvraag-id; verwacht werd de UUID uit het antwoord op de upload, zoals 0f8e2c4a-…"),
+    ))
+}
