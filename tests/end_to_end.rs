@@ -65,6 +65,7 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("alice", "operator");
+    let code = server.invitation(&token, "Zorginstelling De Linde", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -73,13 +74,15 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
 
         let upload = curl(&[
             "-X", "POST", "--data-binary", &format!("@{}", csr.display()),
-            &server.url(&format!("/api/v1/requests?environment={environment}&organisation=Zorginstelling%20De%20Linde&contact=it%40delinde.nl")),
+            &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}")),
         ]);
         assert_eq!(upload.status, 201, "{environment} upload: {}", upload.body);
         let request = upload.json();
         assert_eq!(request["status"], "pending");
         assert_eq!(request["environment"], environment);
         assert_eq!(request["organisation"], "Zorginstelling De Linde");
+        assert_eq!(request["unverified"], false);
+        assert!(request["status_page_url"].as_str().unwrap().starts_with("/status/"));
         let id = request["id"].as_str().unwrap().to_owned();
 
         let early = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);
@@ -156,7 +159,11 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events ORDER BY id").fetch_all(&pool).await.unwrap();
     assert_eq!(
         kinds,
-        ["request.received", "request.approved", "certificate.issued", "request.received", "request.approved", "certificate.issued"]
+        [
+            "invitation.created",
+            "request.received", "request.approved", "certificate.issued",
+            "request.received", "request.approved", "certificate.issued",
+        ]
     );
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
     assert_eq!(certificates, 2);
@@ -170,6 +177,8 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
 async fn private_key_upload_leaves_no_trace() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
+    let token = server.operator_token("olga", "operator");
+    let code = server.invitation(&token, "Lekkage BV", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -180,7 +189,7 @@ async fn private_key_upload_leaves_no_trace() {
 
     let response = curl(&[
         "-X", "POST", "--data-binary", &format!("@{}", dir.join("upload.txt").display()),
-        &server.url("/api/v1/requests?environment=staging&organisation=Lekkage%20BV&contact=it%40lekkage.nl"),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
     ]);
     assert_eq!(response.status, 422, "{}", response.body);
     let problem = response.json();
@@ -226,7 +235,7 @@ async fn private_key_upload_leaves_no_trace() {
     // The key counts as compromised: its CSR alone gets no certificate either.
     let alone = curl(&[
         "-X", "POST", "--data-binary", &format!("@{}", csr.display()),
-        &server.url("/api/v1/requests?environment=staging&organisation=Lekkage%20BV&contact=it%40lekkage.nl"),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
     ]);
     assert_eq!(alone.status, 422, "{}", alone.body);
     assert_eq!(alone.json()["reason"], "private-key");
@@ -247,11 +256,12 @@ async fn key_reuse_and_concurrent_approvals() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("bob", "operator");
+    let code = server.invitation(&token, "Huisartsen Noord", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
     let (key, csr) = make_csr(dir, "client", STAGING_SUBJECT);
-    let upload_url = server.url("/api/v1/requests?environment=staging&organisation=Huisartsen%20Noord&contact=beheer%40hn.nl");
+    let upload_url = server.url(&format!("/api/v1/requests?environment=staging&invitation={code}"));
     let first = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &upload_url]);
     assert_eq!(first.status, 201, "{}", first.body);
     let id = first.json()["id"].as_str().unwrap().to_owned();
@@ -260,7 +270,7 @@ async fn key_reuse_and_concurrent_approvals() {
     openssl(dir, &["req", "-new", "-key", key.to_str().unwrap(), "-out", "again.csr", "-subj", PRODUCTION_SUBJECT]);
     let again = curl(&[
         "-X", "POST", "--data-binary", &format!("@{}", dir.join("again.csr").display()),
-        &server.url("/api/v1/requests?environment=production&organisation=Huisartsen%20Noord&contact=beheer%40hn.nl"),
+        &server.url(&format!("/api/v1/requests?environment=production&invitation={code}")),
     ]);
     assert_eq!(again.status, 422, "{}", again.body);
     assert_eq!(again.json()["reason"], "key-reuse");
@@ -294,6 +304,7 @@ async fn denial_and_api_authorization() {
     let server = TestServer::start(&db.url);
     let operator = server.operator_token("carol", "operator");
     let auditor = server.operator_token("dave", "auditor");
+    let code = server.invitation(&operator, "Thuiszorg West", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let (_key, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
 
@@ -301,8 +312,7 @@ async fn denial_and_api_authorization() {
         "-X", "POST", "-H", "Content-Type: application/json",
         "--data-binary", &serde_json::json!({
             "environment": "production",
-            "organisation": "Thuiszorg West",
-            "contact": "ict@thuiszorgwest.nl",
+            "invitation": code,
             "csr": std::fs::read_to_string(&csr).unwrap(),
         }).to_string(),
         &server.url("/api/v1/requests"),
@@ -345,7 +355,7 @@ async fn denial_and_api_authorization() {
     let rejected = curl(&[
         "-X", "POST", "-H", "Accept-Language: nl-NL", "--data-binary",
         &format!("@{}", csr.display()),
-        &server.url("/api/v1/requests?environment=staging&organisation=Thuiszorg%20West&contact=ict%40thuiszorgwest.nl"),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
     ]);
     assert_eq!(rejected.status, 422);
     let problem = rejected.json();
@@ -361,37 +371,39 @@ async fn denial_and_api_authorization() {
 async fn upload_mistakes_get_clear_errors() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
+    let token = server.operator_token("fred", "operator");
+    let code = server.invitation(&token, "Typo BV", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let (_key, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
     let pem = std::fs::read_to_string(&csr).unwrap();
 
     // JSON sent without a Content-Type, with a misspelled field.
-    let body = serde_json::json!({ "environment": "staging", "organization": "Typo BV", "contact": "a@b.nl", "csr": pem }).to_string();
+    let body = serde_json::json!({ "environment": "staging", "invitaton": code, "csr": pem }).to_string();
     let typo = curl(&["-X", "POST", "--data", &body, &server.url("/api/v1/requests")]);
     assert_eq!(typo.status, 400, "{}", typo.body);
-    assert!(typo.json()["detail"].as_str().unwrap().contains("unknown field `organization`"), "{}", typo.body);
+    assert!(typo.json()["detail"].as_str().unwrap().contains("unknown field `invitaton`"), "{}", typo.body);
 
-    let no_environment = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url("/api/v1/requests?organisation=A&contact=b")]);
+    let no_environment = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?invitation={code}"))]);
     assert_eq!(no_environment.status, 400);
     assert!(no_environment.json()["detail"].as_str().unwrap().starts_with("The field environment is missing; expected one of: production, staging"), "{}", no_environment.body);
 
     // curl -d removes the line breaks of the PEM file.
-    let flattened = curl(&["-X", "POST", "-d", &format!("@{}", csr.display()), &server.url("/api/v1/requests?environment=staging&organisation=A&contact=b")]);
+    let flattened = curl(&["-X", "POST", "-d", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}"))]);
     assert_eq!(flattened.status, 422, "{}", flattened.body);
     assert!(flattened.json()["findings"][0]["message"].as_str().unwrap().contains("--data-binary"), "{}", flattened.body);
 
-    let missing_organisation = curl(&[
+    let no_invitation = curl(&[
         "-X", "POST", "-H", "Accept-Language: nl", "--data-binary", &format!("@{}", csr.display()),
-        &server.url("/api/v1/requests?environment=staging&contact=b"),
+        &server.url("/api/v1/requests?environment=staging&organisation=A&contact=b"),
     ]);
-    assert_eq!(missing_organisation.status, 400);
-    let problem = missing_organisation.json();
-    assert_eq!(problem["title"], "Ongeldig verzoek");
-    assert!(problem["detail"].as_str().unwrap().contains("organisation (organisatie)"), "{problem}");
+    assert_eq!(no_invitation.status, 403);
+    let problem = no_invitation.json();
+    assert_eq!(problem["title"], "Niet toegestaan");
+    assert!(problem["detail"].as_str().unwrap().contains("heeft een uitnodigingscode nodig"), "{problem}");
 
     let bad_id = curl(&[&server.url("/api/v1/requests/not-a-uuid")]);
     assert_eq!(bad_id.status, 404);
-    assert!(bad_id.json()["detail"].as_str().unwrap().contains("is not a request id"), "{}", bad_id.body);
+    assert!(bad_id.json()["detail"].as_str().unwrap().contains("is not a valid id"), "{}", bad_id.body);
 
     let unknown_path = curl(&[&server.url("/api/v2/requests")]);
     assert_eq!(unknown_path.status, 404);
@@ -399,13 +411,13 @@ async fn upload_mistakes_get_clear_errors() {
 
     let big = work.path().join("big.csr");
     std::fs::write(&big, "A".repeat(100_000)).unwrap();
-    let too_large = curl(&["-X", "POST", "--data-binary", &format!("@{}", big.display()), &server.url("/api/v1/requests?environment=staging&organisation=A&contact=b")]);
+    let too_large = curl(&["-X", "POST", "--data-binary", &format!("@{}", big.display()), &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}"))]);
     assert_eq!(too_large.status, 413);
     assert_eq!(too_large.json()["findings"][0]["code"], "too-large");
     assert!(too_large.json()["findings"][0]["message"].as_str().unwrap().contains("400 bytes"), "{}", too_large.body);
 
     // A rejected request will never get a certificate, and the answer says so.
-    let rejected = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url("/api/v1/requests?environment=production&organisation=A&contact=b")]);
+    let rejected = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=production&invitation={code}"))]);
     let id = rejected.json()["request_id"].as_str().unwrap().to_owned();
     let download = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);
     assert_eq!(download.status, 409);

@@ -15,14 +15,15 @@ fn csrf_of(html: &str) -> String {
 async fn operator_signs_in_and_approves() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    server.operator_token("erin", "operator");
+    let token = server.operator_token("erin", "operator");
+    let code = server.invitation(&token, "GGZ Oost", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let jar = work.path().join("cookies.txt").display().to_string();
     let (_key, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
 
     let upload = curl(&[
         "-X", "POST", "--data-binary", &format!("@{}", csr.display()),
-        &server.url("/api/v1/requests?environment=staging&organisation=GGZ%20Oost&contact=ict%40ggzoost.nl"),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
     ]);
     assert_eq!(upload.status, 201, "{}", upload.body);
     let id = upload.json()["id"].as_str().unwrap().to_owned();

@@ -78,9 +78,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(database_url: &str) -> TestServer {
+        TestServer::start_with_config(database_url, None)
+    }
+
+    /// Starts the server with a TOML config, written to `config.toml` in its working
+    /// directory, or with the built-in environments when `config` is `None`.
+    pub fn start_with_config(database_url: &str, config: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        if let Some(config) = config {
+            std::fs::write(dir.path().join("config.toml"), config).unwrap();
+            args.splice(0..0, ["--config", "config.toml"]);
+        }
         let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&args)
             .current_dir(dir.path())
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
@@ -134,6 +145,21 @@ impl TestServer {
         let token = self.command(&["token", "create", name], "");
         assert!(token.status.success(), "token create failed: {}", String::from_utf8_lossy(&token.stderr));
         String::from_utf8(token.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Creates an invitation through the API and returns its code.
+    pub fn invitation(&self, token: &str, organisation: &str, environments: &[&str]) -> String {
+        let body = serde_json::json!({
+            "organisation": organisation,
+            "contact": format!("it@{}.example", organisation.to_lowercase().replace(' ', "-")),
+            "environments": environments,
+        });
+        let created = curl(&[
+            "-X", "POST", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json",
+            "--data", &body.to_string(), &self.url("/api/v1/invitations"),
+        ]);
+        assert_eq!(created.status, 201, "invitation: {}", created.body);
+        created.json()["code"].as_str().unwrap().to_owned()
     }
 
     /// Every log line the server wrote so far.

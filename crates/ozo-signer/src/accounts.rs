@@ -1,4 +1,4 @@
-//! `ozo-signer user add` and `ozo-signer token create`.
+//! `ozo-signer user`, `token` and `invitation`: the commands of operators and admins.
 
 use std::io::BufRead;
 
@@ -44,5 +44,50 @@ pub async fn create_token(config: &Config, name: &str) -> anyhow::Result<()> {
     accounts::insert_token(&mut conn, account.id, &auth::secret_sha256(&token)).await?;
     tracing::info!(account.name = name, "API token created");
     println!("{token}");
+    Ok(())
+}
+
+pub async fn create_invitation(
+    config: &Config,
+    organisation: String,
+    contact: String,
+    environments: Vec<String>,
+    days: i64,
+) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let known: Vec<String> = config.environments.keys().cloned().collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let input = ozo_web::invitations::InvitationInput { organisation, contact, environments, valid_days: Some(days) };
+    let (row, code) = ozo_web::invitations::create(&pool, &known, input, "cli").await.map_err(|error| match error {
+        ozo_web::ApiError::BadRequest(text) => anyhow::anyhow!("{}", text.en),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    println!("invitation {} for {} ({}), expires {}", row.id, row.organisation, row.environments.join(", "), row.expires_at.date());
+    println!("code: {code}");
+    println!("upload path: /upload?invitation={code}");
+    Ok(())
+}
+
+pub async fn list_invitations(config: &Config) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    for row in ozo_store::invitations::list(&mut conn, 1000).await? {
+        let state = if row.withdrawn_at.is_some() { "withdrawn" } else if row.expires_at <= time::OffsetDateTime::now_utc() { "expired" } else { "open" };
+        println!(
+            "{}\t{}\t{}\tused: {}\texpires {}\t{state}",
+            row.id,
+            row.organisation,
+            row.environments.join(","),
+            if row.used_environments.is_empty() { "-".to_owned() } else { row.used_environments.join(",") },
+            row.expires_at.date()
+        );
+    }
+    Ok(())
+}
+
+pub async fn withdraw_invitation(config: &Config, id: uuid::Uuid) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let row = ozo_web::invitations::withdraw(&pool, id, "cli").await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    println!("invitation {} for {} withdrawn", row.id, row.organisation);
     Ok(())
 }

@@ -26,7 +26,41 @@ pub struct Config {
     /// Whether the service is reached over HTTPS, so cookies get `Secure`.
     #[serde(default)]
     pub secure_cookies: bool,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
     pub environments: BTreeMap<String, EnvironmentConfig>,
+}
+
+/// Limits per client address and per invitation code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub uploads_per_address_per_10_minutes: u32,
+    pub uploads_per_invitation_per_10_minutes: u32,
+    pub status_pages_per_address_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let defaults = ozo_web::RateLimits::default();
+        RateLimitConfig {
+            uploads_per_address_per_10_minutes: defaults.uploads_per_address,
+            uploads_per_invitation_per_10_minutes: defaults.uploads_per_invitation,
+            status_pages_per_address_per_minute: defaults.status_per_address,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    pub fn to_limits(&self) -> ozo_web::RateLimits {
+        ozo_web::RateLimits {
+            uploads_per_address: self.uploads_per_address_per_10_minutes,
+            uploads_per_invitation: self.uploads_per_invitation_per_10_minutes,
+            upload_window: std::time::Duration::from_secs(600),
+            status_per_address: self.status_pages_per_address_per_minute,
+            status_window: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +70,12 @@ pub struct EnvironmentConfig {
     pub organization: String,
     #[serde(default = "default_lifetime_days")]
     pub certificate_lifetime_days: u32,
+    /// Lets clients upload without an invitation; such requests are marked unverified.
+    /// Not allowed for an environment named production.
+    #[serde(default)]
+    pub allow_uploads_without_invitation: bool,
+    /// The URL that the status page tells clients to test their certificate against.
+    pub test_url: Option<String>,
     pub ca: CaConfig,
 }
 
@@ -63,16 +103,29 @@ impl Config {
         let environments = Environment::builtin()
             .into_iter()
             .map(|env| {
+                let test_url = match env.name.as_str() {
+                    "staging" => "https://nuts-node-ozo-int.staging.ozo.headease.nl/status",
+                    _ => "https://nuts-node-ozo-int.ozo.headease.nl/status",
+                };
                 let config = EnvironmentConfig {
                     common_name: env.subject.common_name,
                     organization: env.subject.organization,
                     certificate_lifetime_days: default_lifetime_days(),
+                    allow_uploads_without_invitation: false,
+                    test_url: Some(test_url.to_owned()),
                     ca: CaConfig::Local { directory: None },
                 };
                 (env.name.to_string(), config)
             })
             .collect();
-        Config { data_dir: default_data_dir(), listen: None, database_url: None, secure_cookies: false, environments }
+        Config {
+            data_dir: default_data_dir(),
+            listen: None,
+            database_url: None,
+            secure_cookies: false,
+            rate_limits: RateLimitConfig::default(),
+            environments,
+        }
     }
 
     /// Reads and checks a configuration file. Errors name the file and the key.
@@ -99,6 +152,9 @@ impl Config {
             if env.organization.trim().is_empty() || env.organization.trim() != env.organization {
                 bail!("environments.{name}.organization: expected a non-empty name without surrounding spaces");
             }
+            if env.allow_uploads_without_invitation && name == "production" {
+                bail!("environments.production.allow_uploads_without_invitation: expected false; uploads without an invitation are for test environments only");
+            }
             if !(1..=MAX_LIFETIME_DAYS).contains(&env.certificate_lifetime_days) {
                 bail!(
                     "environments.{name}.certificate_lifetime_days: expected 1 to {MAX_LIFETIME_DAYS}, found {}",
@@ -119,6 +175,15 @@ impl Config {
                 pair[1].0,
                 pair[0].0
             );
+        }
+        for (key, value) in [
+            ("uploads_per_address_per_10_minutes", self.rate_limits.uploads_per_address_per_10_minutes),
+            ("uploads_per_invitation_per_10_minutes", self.rate_limits.uploads_per_invitation_per_10_minutes),
+            ("status_pages_per_address_per_minute", self.rate_limits.status_pages_per_address_per_minute),
+        ] {
+            if value == 0 {
+                bail!("rate_limits.{key}: expected at least 1");
+            }
         }
         Ok(())
     }
@@ -179,6 +244,16 @@ mod tests {
         let text = EXAMPLE.replace("\"connect.zorgverband.nl\"", "\"zorgverband.nl\"");
         let error = format!("{:#}", Config::parse(&text).unwrap_err());
         assert!(error.contains("same subject"), "{error}");
+    }
+
+    #[test]
+    fn production_needs_invitations() {
+        let text = EXAMPLE.replace(
+            "[environments.production.ca]",
+            "allow_uploads_without_invitation = true\n\n[environments.production.ca]",
+        );
+        let error = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(error.contains("environments.production.allow_uploads_without_invitation: expected false"), "{error}");
     }
 
     #[test]

@@ -55,6 +55,34 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage invitations, which let an organisation upload CSRs.
+    Invitation {
+        #[command(subcommand)]
+        command: InvitationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InvitationCommand {
+    /// Create an invitation and print its code and upload path once.
+    Create {
+        /// The organisation the requests are for.
+        #[arg(long)]
+        organisation: String,
+        /// The contact at the organisation, usually an e-mail address.
+        #[arg(long)]
+        contact: String,
+        /// An environment the invitation is for. Repeat for several.
+        #[arg(long = "environment", required = true)]
+        environments: Vec<String>,
+        /// Days until the invitation expires.
+        #[arg(long, default_value_t = ozo_web::invitations::DEFAULT_VALIDITY_DAYS)]
+        days: i64,
+    },
+    /// List invitations, newest first.
+    List,
+    /// Withdraw an invitation so that its code no longer works.
+    Withdraw { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +160,13 @@ fn main() -> ExitCode {
                 accounts::add_user(&config, &name, &roles, replace).await
             }
             Command::Token { command: TokenCommand::Create { name } } => accounts::create_token(&config, &name).await,
+            Command::Invitation { command } => match command {
+                InvitationCommand::Create { organisation, contact, environments, days } => {
+                    accounts::create_invitation(&config, organisation, contact, environments, days).await
+                }
+                InvitationCommand::List => accounts::list_invitations(&config).await,
+                InvitationCommand::Withdraw { id } => accounts::withdraw_invitation(&config, id).await,
+            },
             Command::Csr { .. } => unreachable!("csr commands run without the async runtime"),
         }
     });

@@ -56,6 +56,8 @@ fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRuntime>> {
             tracing::info!(environment = %environment.name, ca = signer.describe(), "environment ready");
             Ok(EnvironmentRuntime {
                 lifetime: time::Duration::days(section.certificate_lifetime_days.into()),
+                allow_uploads_without_invitation: section.allow_uploads_without_invitation,
+                test_url: section.test_url.clone().unwrap_or_default(),
                 environment,
                 signer,
             })
@@ -72,12 +74,17 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
 
 async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow::Result<()> {
     let environments = environments(config)?;
-    let settings = WebSettings { secure_cookies: config.secure_cookies, ..WebSettings::default() };
+    let settings = WebSettings {
+        secure_cookies: config.secure_cookies,
+        limits: config.rate_limits.to_limits(),
+        ..WebSettings::default()
+    };
     let app = ozo_web::router(AppState::new(pool, environments, settings));
 
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(listen = %address, "serving");
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -14,6 +14,8 @@ pub enum Actor {
     Client,
     /// The signing step of the service itself.
     Signer,
+    /// The command line, run by someone with access to the database.
+    Cli,
 }
 
 impl Actor {
@@ -22,6 +24,7 @@ impl Actor {
             Actor::Account(name) => format!("account:{name}"),
             Actor::Client => "client".to_owned(),
             Actor::Signer => "signer".to_owned(),
+            Actor::Cli => "cli".to_owned(),
         }
     }
 }

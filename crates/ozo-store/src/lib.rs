@@ -9,6 +9,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 pub mod accounts;
 pub mod certificates;
 pub mod events;
+pub mod invitations;
 pub mod requests;
 
 pub use sqlx::{PgConnection, Postgres, Transaction};

@@ -52,6 +52,11 @@ pub struct NewRequest<'a> {
     pub csr_der: Option<&'a [u8]>,
     pub spki_sha256: Option<&'a [u8]>,
     pub findings: &'a [Finding],
+    pub invitation_id: Option<Uuid>,
+    /// Uploaded without an invitation, where the environment allows that.
+    pub unverified: bool,
+    /// SHA-256 of the secret in the client's status page URL.
+    pub status_token_sha256: Option<&'a [u8]>,
 }
 
 /// A stored request.
@@ -69,6 +74,8 @@ pub struct RequestRow {
     #[serde(skip)]
     pub findings: Vec<StoredFinding>,
     pub status_reason: Option<String>,
+    pub invitation_id: Option<Uuid>,
+    pub unverified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -97,6 +104,8 @@ struct RawRequest {
     spki_sha256: Option<Vec<u8>>,
     findings: serde_json::Value,
     status_reason: Option<String>,
+    invitation_id: Option<Uuid>,
+    unverified: bool,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -118,6 +127,8 @@ impl TryFrom<RawRequest> for RequestRow {
             spki_sha256: raw.spki_sha256,
             findings,
             status_reason: raw.status_reason,
+            invitation_id: raw.invitation_id,
+            unverified: raw.unverified,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
@@ -132,8 +143,9 @@ pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result
     let findings = serde_json::to_value(findings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
     let result = sqlx::query!(
-        r#"INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                                 invitation_id, unverified, status_token_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
         request.id,
         request.environment,
         request.organisation,
@@ -142,6 +154,9 @@ pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result
         request.csr_der,
         request.spki_sha256,
         findings,
+        request.invitation_id,
+        request.unverified,
+        request.status_token_sha256,
     )
     .execute(conn)
     .await;
@@ -174,9 +189,24 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>
     let raw = sqlx::query_as!(
         RawRequest,
         r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
-                  status_reason, created_at, updated_at
+                  status_reason, invitation_id, unverified, created_at, updated_at
            FROM requests WHERE id = $1"#,
         id
+    )
+    .fetch_optional(conn)
+    .await?;
+    raw.map(RequestRow::try_from).transpose()
+}
+
+/// Finds the request behind a client's status page.
+#[tracing::instrument(name = "db.find_request_by_status_token", skip_all)]
+pub async fn find_by_status_token(conn: &mut PgConnection, token_sha256: &[u8]) -> Result<Option<RequestRow>, StoreError> {
+    let raw = sqlx::query_as!(
+        RawRequest,
+        r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                  status_reason, invitation_id, unverified, created_at, updated_at
+           FROM requests WHERE status_token_sha256 = $1"#,
+        token_sha256
     )
     .fetch_optional(conn)
     .await?;
@@ -193,7 +223,7 @@ pub async fn list(
     let raws = sqlx::query_as!(
         RawRequest,
         r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
-                  status_reason, created_at, updated_at
+                  status_reason, invitation_id, unverified, created_at, updated_at
            FROM requests
            WHERE ($1::text IS NULL OR status = $1)
            ORDER BY created_at, id

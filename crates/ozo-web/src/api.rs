@@ -1,7 +1,9 @@
 //! The JSON API under `/api/v1`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,13 +27,19 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/approve", post(approve_request))
         .route("/api/v1/requests/{id}/deny", post(deny_request))
         .route("/api/v1/environments/{environment}/ca.pem", get(get_ca_certificate))
+        .route("/api/v1/invitations", get(list_invitations).post(create_invitation))
+        .route("/api/v1/invitations/{id}/withdraw", post(withdraw_invitation))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UploadJson {
     environment: String,
+    #[serde(default)]
+    invitation: Option<String>,
+    #[serde(default)]
     organisation: String,
+    #[serde(default)]
     contact: String,
     csr: String,
 }
@@ -40,6 +48,8 @@ struct UploadJson {
 struct UploadQuery {
     #[serde(default)]
     environment: String,
+    #[serde(default)]
+    invitation: Option<String>,
     #[serde(default)]
     organisation: String,
     #[serde(default)]
@@ -51,6 +61,7 @@ struct UploadQuery {
 async fn create_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -73,21 +84,36 @@ async fn create_request(
     let upload = if is_json {
         let json: UploadJson = serde_json::from_slice(&body).map_err(|error| {
             ApiError::BadRequest(Text::new(
-                format!("The JSON body is invalid ({error}); expected {{\"environment\", \"organisation\", \"contact\", \"csr\"}} with the CSR as PEM text."),
-                format!("De JSON-body is ongeldig ({error}); verwacht werd {{\"environment\", \"organisation\", \"contact\", \"csr\"}} met de CSR als PEM-tekst."),
+                format!("The JSON body is invalid ({error}); expected {{\"environment\", \"invitation\", \"csr\"}} with the CSR as PEM text."),
+                format!("De JSON-body is ongeldig ({error}); verwacht werd {{\"environment\", \"invitation\", \"csr\"}} met de CSR als PEM-tekst."),
             ))
         })?;
-        Upload { environment: json.environment, organisation: json.organisation, contact: json.contact, csr: json.csr.into_bytes() }
+        Upload {
+            environment: json.environment,
+            invitation: json.invitation,
+            organisation: json.organisation,
+            contact: json.contact,
+            csr: json.csr.into_bytes(),
+        }
     } else {
-        Upload { environment: query.environment, organisation: query.organisation, contact: query.contact, csr: body.to_vec() }
+        Upload {
+            environment: query.environment,
+            invitation: query.invitation,
+            organisation: query.organisation,
+            contact: query.contact,
+            csr: body.to_vec(),
+        }
     };
+    state.limit_upload(client.ip(), upload.invitation.as_deref())?;
 
-    let row = issuance::upload(&state, upload).await?;
+    let uploaded = issuance::upload(&state, upload).await?;
 
-    let findings = findings_of(&row);
-    let view = request_view(&row, &findings, None, lang);
+    let findings = findings_of(&uploaded.row);
+    let view = request_view(&uploaded.row, &findings, None, lang);
     let location = view.status_url.clone();
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
+    let mut body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
+    body["status_page_url"] = format!("/status/{}", uploaded.status_token).into();
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
 /// `GET /api/v1/requests/{id}`: the status of one request. The id is a random UUID, so
@@ -234,4 +260,65 @@ async fn deny_request(
 
     let findings = findings_of(&row);
     Ok(Json(request_view(&row, &findings, None, lang)).into_response())
+}
+
+/// `GET /api/v1/invitations`: invitations for operators, newest first. Codes are not
+/// stored, so they are not listed.
+async fn list_invitations(State(state): State<AppState>, account: ApiAccount) -> Result<Response, ApiError> {
+    account.require("operator")?;
+
+    let mut conn = state.pool().acquire().await?;
+    let rows = ozo_store::invitations::list(&mut conn, 500).await?;
+    Ok(Json(serde_json::json!({ "invitations": rows })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvitationJson {
+    organisation: String,
+    contact: String,
+    environments: Vec<String>,
+    valid_days: Option<i64>,
+}
+
+/// `POST /api/v1/invitations`: creates an invitation; the answer has the code and the
+/// upload link, which are shown only this once.
+async fn create_invitation(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    body: Result<Json<InvitationJson>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+    let Json(body) = body.map_err(|rejection| {
+        ApiError::BadRequest(Text::new(
+            format!("Expected a JSON body {{\"organisation\", \"contact\", \"environments\": [...], \"valid_days\"}}: {rejection}"),
+            format!("Verwacht werd een JSON-body {{\"organisation\", \"contact\", \"environments\": [...], \"valid_days\"}}: {rejection}"),
+        ))
+    })?;
+
+    let input = crate::invitations::InvitationInput {
+        organisation: body.organisation,
+        contact: body.contact,
+        environments: body.environments,
+        valid_days: body.valid_days,
+    };
+    let (row, code) = crate::invitations::create(state.pool(), &state.environment_names(), input, &format!("account:{}", operator.name)).await?;
+
+    let mut answer = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
+    answer["code"] = code.clone().into();
+    answer["upload_url"] = format!("/upload?invitation={code}").into();
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `POST /api/v1/invitations/{id}/withdraw`.
+async fn withdraw_invitation(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    RequestId(id): RequestId,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+
+    let row = crate::invitations::withdraw(state.pool(), id, &format!("account:{}", operator.name)).await?;
+
+    Ok(Json(row).into_response())
 }

@@ -42,6 +42,16 @@ pub fn random_secret() -> String {
     Base64UrlUnpadded::encode_string(&bytes)
 }
 
+/// A new invitation code: 20 characters of Crockford base32 (100 bits) in groups of
+/// four, easy to read out and type.
+pub fn random_code() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let characters: Vec<char> = bytes.iter().map(|b| ALPHABET[usize::from(b % 32)] as char).collect();
+    characters.chunks(4).map(|chunk| chunk.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+}
+
 /// A new API token. Show it once and store only [`secret_sha256`] of it.
 pub fn new_token() -> String {
     format!("{TOKEN_PREFIX}{}", random_secret())

@@ -23,6 +23,13 @@ pub enum ApiError {
     /// 403: a form's CSRF token does not match the session.
     #[error("forbidden: the form's CSRF token does not match the session")]
     CsrfMismatch,
+    /// 403: the invitation code is unknown, expired, withdrawn, used or for another
+    /// environment.
+    #[error("invitation not valid: {}", .0.en)]
+    Invitation(Text),
+    /// 429: too many requests from this address or for this invitation.
+    #[error("rate limited for {retry_after:?}")]
+    TooManyRequests { retry_after: std::time::Duration },
     /// 404: no such request or environment.
     #[error("not found: {}", .0.en)]
     NotFound(Text),
@@ -69,7 +76,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } | ApiError::CsrfMismatch => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::CsrfMismatch | ApiError::Invitation(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,6 +100,8 @@ fn title(status: StatusCode, lang: Lang) -> &'static str {
         (404, Lang::Nl) => "Niet gevonden",
         (409, Lang::En) => "Conflict with the current status",
         (409, Lang::Nl) => "Conflict met de huidige status",
+        (429, Lang::En) => "Too many requests",
+        (429, Lang::Nl) => "Te veel verzoeken",
         (413, Lang::En) => "Upload too large",
         (413, Lang::Nl) => "Upload te groot",
         (422, Lang::En) => "CSR rejected",
@@ -108,9 +118,17 @@ impl IntoResponse for ApiError {
 
         let title = title(status, lang);
         let body = match &self {
-            ApiError::BadRequest(text) | ApiError::NotFound(text) => {
+            ApiError::BadRequest(text) | ApiError::NotFound(text) | ApiError::Invitation(text) => {
                 json!({ "title": title, "status": status.as_u16(), "detail": text.get(lang) })
             }
+            ApiError::TooManyRequests { retry_after } => json!({
+                "title": title,
+                "status": 429,
+                "detail": Text::new(
+                    format!("Too many requests; try again in {} seconds.", retry_after.as_secs() + 1),
+                    format!("Te veel verzoeken; probeer het over {} seconden opnieuw.", retry_after.as_secs() + 1),
+                ).get(lang),
+            }),
             ApiError::CsrfMismatch => json!({
                 "title": title,
                 "status": 403,
@@ -186,6 +204,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            let seconds = (retry_after.as_secs() + 1).to_string();
+            if let Ok(value) = header::HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::i18n::Text;
 use crate::ApiError;
 
-/// The `{id}` of a request in the path.
+/// The `{id}` of a request or invitation in the path.
 pub struct RequestId(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
@@ -23,7 +23,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
 fn not_a_request_id(raw: &str) -> ApiError {
     ApiError::NotFound(Text::new(
-        format!("{raw:?} is not a request id; expected the UUID from the upload's answer, such as 0f8e2c4a-…"),
-        format!("{raw:?} is geen aanvraag-id; verwacht werd de UUID uit het antwoord op de upload, zoals 0f8e2c4a-…"),
+        format!("{raw:?} is not a valid id; expected a UUID such as 0f8e2c4a-5d1b-4c3e-9a7f-2b6d8e0c1a3f."),
+        format!("{raw:?} is geen geldige id; verwacht werd een UUID zoals 0f8e2c4a-5d1b-4c3e-9a7f-2b6d8e0c1a3f."),
     ))
 }

@@ -6,6 +6,7 @@ use ozo_ca::SigningRequest;
 use ozo_domain::{validate, Finding, Lang, RequestStatus, Verdict};
 use ozo_store::certificates::{self, CertificateRow, NewCertificate};
 use ozo_store::events::{self, Actor};
+use ozo_store::invitations;
 use ozo_store::requests::{self, NewRequest, RequestRow, Transition};
 use ozo_store::StoreError;
 use serde::Serialize;
@@ -20,18 +21,27 @@ const MAX_ORGANISATION_CHARS: usize = 200;
 const MAX_CONTACT_CHARS: usize = 254;
 const MAX_REASON_CHARS: usize = 1000;
 
-/// An upload as received by the API.
+/// An upload as received by the API or the upload page.
 pub struct Upload {
     pub environment: String,
+    /// The invitation code; without one, the environment must allow unverified uploads.
+    pub invitation: Option<String>,
+    /// Used only without an invitation; an invitation names the organisation.
     pub organisation: String,
     pub contact: String,
     pub csr: Vec<u8>,
 }
 
-/// Validates and records an upload. An accepted CSR becomes a pending request; a
-/// rejected one is recorded too, with its findings, and returned as
-/// [`ApiError::Rejected`].
-pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiError> {
+/// An accepted upload: the new request and the secret of its status page.
+pub struct Uploaded {
+    pub row: RequestRow,
+    pub status_token: String,
+}
+
+/// Validates and records an upload. An accepted CSR becomes a pending request and uses
+/// up its invitation for the environment; a rejected one is recorded too, with its
+/// findings, and returned as [`ApiError::Rejected`].
+pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiError> {
     let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
     let requested = upload.environment.trim();
     if requested.is_empty() {
@@ -46,9 +56,27 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
             format!("Onbekende omgeving {requested:?}; verwacht werd een van: {known}."),
         ))
     })?;
-    let organisation = required_text(&upload.organisation, "organisation", "organisation (organisatie)", MAX_ORGANISATION_CHARS)?;
-    let contact = required_text(&upload.contact, "contact", "contact (contactpersoon)", MAX_CONTACT_CHARS)?;
     let environment_name = environment.environment.name.as_str();
+
+    let code = upload.invitation.as_deref().map(str::trim).filter(|code| !code.is_empty());
+    let invitation = match code {
+        Some(code) => Some(crate::invitations::check(state.pool(), code, environment_name).await?),
+        None if environment.allow_uploads_without_invitation => None,
+        None => {
+            return Err(ApiError::Invitation(Text::new(
+                format!("An upload for {environment_name} needs an invitation code. Use the link or code from your invitation, or ask your OZO contact for one."),
+                format!("Een upload voor {environment_name} heeft een uitnodigingscode nodig. Gebruik de link of code uit uw uitnodiging, of vraag uw OZO-contactpersoon erom."),
+            )))
+        }
+    };
+    let (organisation, contact) = match &invitation {
+        Some(invitation) => (invitation.organisation.as_str(), invitation.contact.as_str()),
+        None => (
+            required_text(&upload.organisation, "organisation", "organisation (organisatie)", MAX_ORGANISATION_CHARS)?,
+            required_text(&upload.contact, "contact", "contact (contactpersoon)", MAX_CONTACT_CHARS)?,
+        ),
+    };
+    let origin = Origin { invitation_id: invitation.as_ref().map(|i| i.id), unverified: invitation.is_none() };
 
     let verdict = validate(&upload.csr, &environment.environment, state.environment_list());
 
@@ -57,7 +85,7 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
         Verdict::Accepted(csr) => csr,
         Verdict::Rejected(rejected) => {
             let record = Rejection { der: rejected.der.as_deref(), spki_sha256: rejected.spki_sha256.as_ref().map(|h| h.as_slice()) };
-            return Err(record_rejection(state, id, environment_name, organisation, contact, record, rejected.findings).await);
+            return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, rejected.findings).await);
         }
     };
 
@@ -67,8 +95,9 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
         let mut findings = csr.warnings().to_vec();
         findings.insert(0, Finding::exposed_key());
         let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-        return Err(record_rejection(state, id, environment_name, organisation, contact, record, findings).await);
+        return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await);
     }
+    let status_token = crate::auth::random_secret();
     let inserted = requests::insert(
         &mut tx,
         &NewRequest {
@@ -80,6 +109,9 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
             csr_der: Some(csr.der()),
             spki_sha256: Some(&csr.spki_sha256()),
             findings: csr.warnings(),
+            invitation_id: origin.invitation_id,
+            unverified: origin.unverified,
+            status_token_sha256: Some(&crate::auth::secret_sha256(&status_token)),
         },
     )
     .await;
@@ -90,16 +122,33 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<RequestRow, ApiE
             let mut findings = csr.warnings().to_vec();
             findings.insert(0, Finding::key_reuse());
             let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-            return Err(record_rejection(state, id, environment_name, organisation, contact, record, findings).await);
+            return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await);
         }
         Err(error) => return Err(error.into()),
     }
+    if let Some(invitation_id) = origin.invitation_id {
+        if !invitations::use_for(&mut tx, invitation_id, environment_name).await? {
+            // Another upload used the invitation since it was checked above.
+            return Err(ApiError::Invitation(Text::new(
+                format!("This invitation was already used for a {environment_name} request."),
+                format!("Deze uitnodiging is al gebruikt voor een aanvraag voor {environment_name}."),
+            )));
+        }
+    }
     let warnings: Vec<&str> = csr.warnings().iter().map(|f| f.code.as_str()).collect();
-    events::append(&mut tx, &Actor::Client, Some(id), "request.received", json!({ "warnings": warnings })).await?;
+    let detail = json!({ "warnings": warnings, "invitation": origin.invitation_id, "unverified": origin.unverified });
+    events::append(&mut tx, &Actor::Client, Some(id), "request.received", detail).await?;
     tx.commit().await?;
 
     tracing::info!(request.id = %id, environment = environment_name, "accepted a CSR upload");
-    load_request(state, id).await
+    Ok(Uploaded { row: load_request(state, id).await?, status_token })
+}
+
+/// How an upload came in: on an invitation, or unverified.
+#[derive(Clone, Copy)]
+struct Origin {
+    invitation_id: Option<Uuid>,
+    unverified: bool,
 }
 
 struct Rejection<'a> {
@@ -114,6 +163,7 @@ async fn record_rejection(
     environment: &str,
     organisation: &str,
     contact: &str,
+    origin: Origin,
     record: Rejection<'_>,
     findings: Vec<Finding>,
 ) -> ApiError {
@@ -131,6 +181,9 @@ async fn record_rejection(
                 csr_der: record.der,
                 spki_sha256: record.spki_sha256,
                 findings: &findings,
+                invitation_id: origin.invitation_id,
+                unverified: origin.unverified,
+                status_token_sha256: None,
             },
         )
         .await?;
@@ -150,7 +203,7 @@ async fn record_rejection(
     }
 }
 
-fn required_text<'a>(value: &'a str, field: &str, field_nl: &str, max_chars: usize) -> Result<&'a str, ApiError> {
+pub(crate) fn required_text<'a>(value: &'a str, field: &str, field_nl: &str, max_chars: usize) -> Result<&'a str, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::BadRequest(Text::new(

@@ -14,13 +14,18 @@ use sqlx::PgPool;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::ratelimit::RateLimiter;
+
 mod api;
 pub mod auth;
 mod error;
 mod extract;
-mod i18n;
+mod client_pages;
+pub mod i18n;
+pub mod invitations;
 mod issuance;
 mod pages;
+mod ratelimit;
 
 pub use error::ApiError;
 
@@ -31,6 +36,11 @@ pub struct EnvironmentRuntime {
     /// The lifetime of the certificates issued in this environment.
     pub lifetime: time::Duration,
     pub signer: Arc<dyn Signer>,
+    /// Whether clients may upload without an invitation; such requests are marked
+    /// unverified for the operator.
+    pub allow_uploads_without_invitation: bool,
+    /// The URL a client tests its certificate against, shown on the status page.
+    pub test_url: String,
 }
 
 /// Settings of the web layer.
@@ -40,11 +50,34 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     /// How long an operator stays signed in.
     pub session_lifetime: time::Duration,
+    pub limits: RateLimits,
+}
+
+/// Rate limits of the public routes, as a count per window.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    pub uploads_per_address: u32,
+    pub uploads_per_invitation: u32,
+    pub upload_window: std::time::Duration,
+    pub status_per_address: u32,
+    pub status_window: std::time::Duration,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            uploads_per_address: 30,
+            uploads_per_invitation: 10,
+            upload_window: std::time::Duration::from_secs(600),
+            status_per_address: 120,
+            status_window: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for WebSettings {
     fn default() -> Self {
-        WebSettings { secure_cookies: false, session_lifetime: time::Duration::hours(8) }
+        WebSettings { secure_cookies: false, session_lifetime: time::Duration::hours(8), limits: RateLimits::default() }
     }
 }
 
@@ -56,6 +89,9 @@ pub struct AppState {
 
 struct AppStateInner {
     pool: PgPool,
+    upload_limit_by_address: RateLimiter,
+    upload_limit_by_invitation: RateLimiter,
+    status_limit_by_address: RateLimiter,
     environments: BTreeMap<EnvironmentName, EnvironmentRuntime>,
     /// The same environments in configuration order, for validation.
     environment_list: Vec<Environment>,
@@ -69,7 +105,18 @@ impl AppState {
             .into_iter()
             .map(|runtime| (runtime.environment.name.clone(), runtime))
             .collect();
-        AppState { inner: Arc::new(AppStateInner { pool, environments, environment_list, settings }) }
+        let limits = &settings.limits;
+        AppState {
+            inner: Arc::new(AppStateInner {
+                pool,
+                upload_limit_by_address: RateLimiter::new(limits.uploads_per_address, limits.upload_window),
+                upload_limit_by_invitation: RateLimiter::new(limits.uploads_per_invitation, limits.upload_window),
+                status_limit_by_address: RateLimiter::new(limits.status_per_address, limits.status_window),
+                environments,
+                environment_list,
+                settings,
+            }),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -91,6 +138,33 @@ impl AppState {
     fn settings(&self) -> &WebSettings {
         &self.inner.settings
     }
+
+    fn environment_names(&self) -> Vec<&str> {
+        self.environments().map(|runtime| runtime.environment.name.as_str()).collect()
+    }
+
+    /// Counts an upload from `address` on `invitation`, or rejects it with 429.
+    fn limit_upload(&self, address: std::net::IpAddr, invitation: Option<&str>) -> Result<(), ApiError> {
+        self.inner
+            .upload_limit_by_address
+            .check(&address.to_string())
+            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+        if let Some(code) = invitation.map(invitations::normalise_code).filter(|code| !code.is_empty()) {
+            self.inner
+                .upload_limit_by_invitation
+                .check(&code)
+                .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+        }
+        Ok(())
+    }
+
+    /// Counts a status page view from `address`, or rejects it with 429.
+    fn limit_status(&self, address: std::net::IpAddr) -> Result<(), ApiError> {
+        self.inner
+            .status_limit_by_address
+            .check(&address.to_string())
+            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })
+    }
 }
 
 /// The largest request body any route reads. The CSR itself is limited to
@@ -105,6 +179,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(client_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/logout", post(pages::logout))

@@ -29,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/requests/{id}", get(request_page))
         .route("/operator/requests/{id}/approve", post(approve))
         .route("/operator/requests/{id}/deny", post(deny))
+        .route("/operator/invitations", get(invitations_page).post(create_invitation))
+        .route("/operator/invitations/{id}/withdraw", post(withdraw_invitation))
 }
 
 const STYLESHEET: &str = include_str!("../../../templates/style.css");
@@ -367,7 +369,150 @@ async fn deny(
     }
 }
 
-fn format_time(at: time::OffsetDateTime) -> String {
+pub(crate) fn format_time(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+struct InvitationLine {
+    id: Uuid,
+    organisation: String,
+    contact: String,
+    environments: String,
+    used: String,
+    expires: String,
+    state: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "invitations.html")]
+struct InvitationsPage<'a> {
+    t: &'a PageTexts,
+    user: Option<String>,
+    csrf: String,
+    environments: Vec<String>,
+    lines: Vec<InvitationLine>,
+    error: Option<String>,
+    created: Option<CreatedInvitation>,
+    default_days: i64,
+}
+
+struct CreatedInvitation {
+    organisation: String,
+    code: String,
+    link: String,
+}
+
+async fn render_invitations(
+    state: &AppState,
+    lang: Lang,
+    session: &PageSession,
+    error: Option<String>,
+    created: Option<CreatedInvitation>,
+) -> Result<Response, ApiError> {
+    let mut conn = state.pool().acquire().await?;
+    let rows = ozo_store::invitations::list(&mut conn, 200).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let t = page_texts(lang);
+    let lines = rows
+        .into_iter()
+        .map(|row| {
+            let (state_text, active) = if row.withdrawn_at.is_some() {
+                (t.withdrawn, false)
+            } else if row.expires_at <= now {
+                (t.expired, false)
+            } else if row.used_environments.len() == row.environments.len() {
+                (t.used, false)
+            } else {
+                (t.open, true)
+            };
+            InvitationLine {
+                id: row.id,
+                organisation: row.organisation,
+                contact: row.contact,
+                environments: row.environments.join(", "),
+                used: row.used_environments.join(", "),
+                expires: format_time(row.expires_at),
+                state: state_text.to_owned(),
+                active,
+            }
+        })
+        .collect();
+    let page = InvitationsPage {
+        t,
+        user: Some(session.account.name.clone()),
+        csrf: session.csrf_token.clone(),
+        environments: state.environment_names().into_iter().map(str::to_owned).collect(),
+        lines,
+        error,
+        created,
+        default_days: crate::invitations::DEFAULT_VALIDITY_DAYS,
+    };
+    render(&page)
+}
+
+async fn invitations_page(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+) -> Result<Response, PageRejection> {
+    Ok(render_invitations(&state, lang, &session, None, None).await?)
+}
+
+#[derive(Deserialize)]
+struct InvitationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    organisation: String,
+    #[serde(default)]
+    contact: String,
+    #[serde(default, rename = "environment")]
+    environments: Vec<String>,
+    #[serde(default)]
+    valid_days: String,
+}
+
+async fn create_invitation(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    headers: axum::http::HeaderMap,
+    axum_extra::extract::Form(form): axum_extra::extract::Form<InvitationForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+
+    let valid_days = form.valid_days.trim().parse::<i64>().ok();
+    let input = crate::invitations::InvitationInput {
+        organisation: form.organisation,
+        contact: form.contact,
+        environments: form.environments,
+        valid_days,
+    };
+    let created_by = format!("account:{}", session.account.name);
+    match crate::invitations::create(state.pool(), &state.environment_names(), input, &created_by).await {
+        Ok((row, code)) => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            let scheme = if state.settings().secure_cookies { "https" } else { "http" };
+            let link = format!("{scheme}://{host}/upload?invitation={code}");
+            let created = CreatedInvitation { organisation: row.organisation, code, link };
+            Ok(render_invitations(&state, lang, &session, None, Some(created)).await?)
+        }
+        Err(ApiError::BadRequest(text)) => Ok(render_invitations(&state, lang, &session, Some(text.get(lang).to_owned()), None).await?),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn withdraw_invitation(
+    State(state): State<AppState>,
+    session: PageSession,
+    RequestId(id): RequestId,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+
+    crate::invitations::withdraw(state.pool(), id, &format!("account:{}", session.account.name)).await?;
+
+    Ok(Redirect::to("/operator/invitations").into_response())
 }
