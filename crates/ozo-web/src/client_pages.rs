@@ -128,42 +128,48 @@ async fn upload_form(
     };
     let mut page = upload_page(&state, lang, &form);
 
-    let code = form.invitation.trim();
-    if !code.is_empty() {
-        let mut conn = state.pool().acquire().await?;
-        let hash = secret_sha256(&crate::invitations::normalise_code(code));
-        match ozo_store::invitations::find_by_code(&mut conn, &hash).await? {
-            Some(invitation) => {
-                let now = time::OffsetDateTime::now_utc();
-                let usable: Vec<&String> = invitation
-                    .environments
-                    .iter()
-                    .filter(|env| crate::invitations::problem(&invitation, env, now).is_none())
-                    .collect();
-                if usable.is_empty() {
-                    let first = invitation.environments.first().map(String::as_str).unwrap_or_default();
-                    page.error = crate::invitations::problem(&invitation, first, now).map(|text| text.get(lang).to_owned());
-                } else {
-                    page.environments.retain(|option| usable.contains(&&option.name));
-                    if page.environments.len() == 1 {
-                        page.environments[0].selected = true;
-                    }
-                }
-                page.invited_organisation = Some(invitation.organisation);
-            }
-            None => {
-                page.error = Some(
-                    Text::new(
-                        "The invitation code is unknown. Check that you copied the whole code or link.",
-                        "De uitnodigingscode is onbekend. Controleer of u de hele code of link hebt gekopieerd.",
-                    )
-                    .get(lang)
-                    .to_owned(),
-                );
-            }
+    apply_invitation(&state, lang, &mut page, &form.invitation).await?;
+    render(&page, StatusCode::OK)
+}
+
+/// Shows the invitation's organisation and narrows the environments to those it may
+/// still be used for, or shows why the code does not work.
+async fn apply_invitation(state: &AppState, lang: Lang, page: &mut UploadPage<'static>, code: &str) -> Result<(), ApiError> {
+    let code = code.trim();
+    if code.is_empty() {
+        return Ok(());
+    }
+    let mut conn = state.pool().acquire().await?;
+    let hash = secret_sha256(&crate::invitations::normalise_code(code));
+    let Some(invitation) = ozo_store::invitations::find_by_code(&mut conn, &hash).await? else {
+        page.error = Some(
+            Text::new(
+                "The invitation code is unknown. Check that you copied the whole code or link.",
+                "De uitnodigingscode is onbekend. Controleer of u de hele code of link hebt gekopieerd.",
+            )
+            .get(lang)
+            .to_owned(),
+        );
+        return Ok(());
+    };
+
+    let now = time::OffsetDateTime::now_utc();
+    let usable: Vec<&String> = invitation
+        .environments
+        .iter()
+        .filter(|env| crate::invitations::problem(&invitation, env, now).is_none())
+        .collect();
+    if usable.is_empty() {
+        let first = invitation.environments.first().map(String::as_str).unwrap_or_default();
+        page.error = crate::invitations::problem(&invitation, first, now).map(|text| text.get(lang).to_owned());
+    } else {
+        page.environments.retain(|option| usable.contains(&&option.name));
+        if page.environments.len() == 1 {
+            page.environments[0].selected = true;
         }
     }
-    render(&page, StatusCode::OK)
+    page.invited_organisation = Some(invitation.organisation);
+    Ok(())
 }
 
 async fn read_form(mut multipart: Multipart) -> Result<UploadForm, ApiError> {
@@ -201,6 +207,7 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let form = read_form(multipart).await?;
     let mut page = upload_page(&state, lang, &form);
+    apply_invitation(&state, lang, &mut page, &form.invitation).await?;
     if let Err(error) = state.limit_upload(client.ip(), Some(&form.invitation)) {
         let ApiError::TooManyRequests { retry_after } = error else {
             return Err(error);

@@ -1,0 +1,197 @@
+//! The whole journey in headless Chromium: an operator invites an organisation, its
+//! client uploads a bad CSR (findings shown, input kept) and then a good one, follows the
+//! status page, the operator approves, and the client downloads the certificate.
+//! Screenshots of each step go to `target/browser-artifacts/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`, which `.ci/run` installs.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use ozo_system_tests::*;
+
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_chromedriver() -> ChromeDriver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver runs: install Debian's chromium-driver package");
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return ChromeDriver { child, url: format!("http://127.0.0.1:{port}") };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("chromedriver did not listen on port {port}");
+}
+
+/// Opens a headless Chromium session that sends traffic only to the pages it is sent
+/// to: background networking, updates, sync and the like are off.
+async fn browser(driver: &ChromeDriver, profile: &std::path::Path) -> Client {
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-quic",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--no-pings",
+        "--metrics-recording-only",
+        "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater",
+        "--window-size=1280,1000",
+    ];
+    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("chromedriver starts a Chromium session")
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = binary().parent().and_then(|p| p.parent()).unwrap().join("browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(artifacts_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invitation_to_download_in_chromium() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let added = server.command(&["user", "add", "olivia", "--role", "operator"], "a long enough password\n");
+    assert!(added.status.success());
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (_, good) = make_csr(dir, "client", STAGING_SUBJECT);
+    let (_, bad) = make_csr(dir, "other", PRODUCTION_SUBJECT);
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    let bad_text = std::fs::read_to_string(&bad).unwrap();
+
+    let driver = start_chromedriver();
+    let operator = browser(&driver, &dir.join("operator-profile")).await;
+    let client = browser(&driver, &dir.join("client-profile")).await;
+
+    // The operator signs in and invites the organisation for staging.
+    operator.goto(&server.url("/login")).await.unwrap();
+    operator.find(Locator::Id("name")).await.unwrap().send_keys("olivia").await.unwrap();
+    operator.find(Locator::Id("password")).await.unwrap().send_keys("a long enough password").await.unwrap();
+    operator.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    assert!(operator.current_url().await.unwrap().path().ends_with("/operator/requests"));
+
+    operator.goto(&server.url("/operator/invitations")).await.unwrap();
+    operator.find(Locator::Id("organisation")).await.unwrap().send_keys("Zorggroep Rivierenland").await.unwrap();
+    operator.find(Locator::Id("contact")).await.unwrap().send_keys("ict@rivierenland.example").await.unwrap();
+    operator.find(Locator::Id("environment-staging")).await.unwrap().click().await.unwrap();
+    operator.find(Locator::Css("#invitation-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let link = operator.find(Locator::Id("invitation-link")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(link.contains("/upload?invitation="), "{link}");
+    screenshot(&operator, "1-operator-invitation").await;
+
+    // The client follows the link and uploads a CSR made for production.
+    client.goto(&link).await.unwrap();
+    assert_eq!(text_of(&client, "#invited-organisation").await, "Zorggroep Rivierenland");
+    screenshot(&client, "2-client-upload-form").await;
+    client.find(Locator::Id("csr")).await.unwrap().send_keys(&bad_text).await.unwrap();
+    client.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
+    let findings = text_of(&client, "#findings").await;
+    assert!(findings.contains("wrong-environment"), "{findings}");
+    assert!(findings.contains("This CSR is for production"), "{findings}");
+    let kept = client.find(Locator::Id("csr")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert_eq!(kept.trim(), bad_text.trim(), "the pasted CSR is kept");
+    let kept_code = client.find(Locator::Id("invitation")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(link.ends_with(&kept_code), "the invitation code is kept");
+    screenshot(&client, "3-client-findings").await;
+
+    // The corrected CSR is accepted and the client lands on its status page.
+    let textarea = client.find(Locator::Id("csr")).await.unwrap();
+    textarea.clear().await.unwrap();
+    textarea.send_keys(&good_text).await.unwrap();
+    client.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
+    let status_url = client.current_url().await.unwrap();
+    assert!(status_url.path().starts_with("/status/"), "{status_url}");
+    assert_eq!(text_of(&client, "#status").await, "pending");
+    screenshot(&client, "4-client-status-pending").await;
+
+    // The operator approves it from the queue.
+    operator.goto(&server.url("/operator/requests")).await.unwrap();
+    operator.find(Locator::Css("tbody tr td a")).await.unwrap().click().await.unwrap();
+    let page = operator.source().await.unwrap();
+    assert!(page.contains("Zorggroep Rivierenland"));
+    operator.find(Locator::Css("input[name=confirm]")).await.unwrap().click().await.unwrap();
+    operator.find(Locator::Css("form[action$='/approve'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    operator
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("span.status-issued"))
+        .await
+        .unwrap_or_else(|e| panic!("the request page shows the issued status: {e}"));
+    screenshot(&operator, "5-operator-request-issued").await;
+
+    // The client reloads the status page and downloads the certificate.
+    client.refresh().await.unwrap();
+    assert_eq!(text_of(&client, "#status").await, "issued");
+    let curl_command = text_of(&client, "#curl-command").await;
+    assert_eq!(curl_command, "curl --cert client-cert.pem --key client-key.pem https://nuts-node-ozo-int.staging.ozo.headease.nl/status");
+    screenshot(&client, "6-client-status-issued").await;
+    for file in ["client-cert.pem", "ca-cert.pem"] {
+        let href = client
+            .find(Locator::Css(&format!("#downloads a[href$='/{file}']")))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        let url = status_url.join(&href).unwrap();
+        let download = curl(&["-o", &dir.join(file).display().to_string(), url.as_str()]);
+        assert_eq!(download.status, 200, "{file}");
+    }
+    let verified = openssl(dir, &["verify", "-CAfile", "ca-cert.pem", "client-cert.pem"]);
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("client-cert.pem: OK"));
+
+    operator.close().await.unwrap();
+    client.close().await.unwrap();
+    drop(server);
+    db.drop_database().await;
+}
