@@ -125,6 +125,18 @@ pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     accounts::upsert(&mut conn, DEV_OPERATOR, Some(&hash), &["operator".to_owned()], true).await?;
     drop(conn);
 
+    let environment_names: Vec<String> = config.environments.keys().cloned().collect();
+    let known: Vec<&str> = environment_names.iter().map(String::as_str).collect();
+    let input = ozo_web::invitations::InvitationInput {
+        organisation: "Dev organisation".to_owned(),
+        contact: "dev@localhost".to_owned(),
+        environments: environment_names.clone(),
+        valid_days: None,
+    };
+    let (_, code) = ozo_web::invitations::create(&pool, &known, input, "cli")
+        .await
+        .map_err(|error| anyhow::anyhow!("failed to create the dev invitation: {error}"))?;
+
     println!();
     println!("ozo-signer dev is starting on http://{listen}/");
     println!("  operator account: {DEV_OPERATOR}");
@@ -132,6 +144,7 @@ pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     let url = database_url(&config)?;
     println!("  database: DATABASE_URL={}", redact_password(url.expose_secret()));
     println!("  API token: DATABASE_URL=… ozo-signer token create {DEV_OPERATOR}");
+    println!("  client upload page: http://{listen}/upload?invitation={code}");
     println!();
 
     run_server(&config, pool, listen).await
