@@ -91,8 +91,19 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(artifacts_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Finds an element, waiting for it: a click on a submit button returns before the
+/// next page has loaded, so every step waits for an element of the page it expects.
+async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    element(client, css).await.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -114,17 +125,17 @@ async fn invitation_to_download_in_chromium() {
 
     // The operator signs in and invites the organisation for staging.
     operator.goto(&server.url("/login")).await.unwrap();
-    operator.find(Locator::Id("name")).await.unwrap().send_keys("olivia").await.unwrap();
-    operator.find(Locator::Id("password")).await.unwrap().send_keys("a long enough password").await.unwrap();
-    operator.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    element(&operator, "#name").await.send_keys("olivia").await.unwrap();
+    element(&operator, "#password").await.send_keys("a long enough password").await.unwrap();
+    element(&operator, "form button[type=submit]").await.click().await.unwrap();
     assert!(operator.current_url().await.unwrap().path().ends_with("/operator/requests"));
 
     operator.goto(&server.url("/operator/invitations")).await.unwrap();
-    operator.find(Locator::Id("organisation")).await.unwrap().send_keys("Zorggroep Rivierenland").await.unwrap();
-    operator.find(Locator::Id("contact")).await.unwrap().send_keys("ict@rivierenland.example").await.unwrap();
-    operator.find(Locator::Id("environment-staging")).await.unwrap().click().await.unwrap();
-    operator.find(Locator::Css("#invitation-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    let link = operator.find(Locator::Id("invitation-link")).await.unwrap().attr("href").await.unwrap().unwrap();
+    element(&operator, "#organisation").await.send_keys("Zorggroep Rivierenland").await.unwrap();
+    element(&operator, "#contact").await.send_keys("ict@rivierenland.example").await.unwrap();
+    element(&operator, "#environment-staging").await.click().await.unwrap();
+    element(&operator, "#invitation-form button[type=submit]").await.click().await.unwrap();
+    let link = element(&operator, "#invitation-link").await.attr("href").await.unwrap().unwrap();
     assert!(link.contains("/upload?invitation="), "{link}");
     screenshot(&operator, "1-operator-invitation").await;
 
@@ -132,22 +143,24 @@ async fn invitation_to_download_in_chromium() {
     client.goto(&link).await.unwrap();
     assert_eq!(text_of(&client, "#invited-organisation").await, "Zorggroep Rivierenland");
     screenshot(&client, "2-client-upload-form").await;
-    client.find(Locator::Id("csr")).await.unwrap().send_keys(&bad_text).await.unwrap();
-    client.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
+    element(&client, "#csr").await.send_keys(&bad_text).await.unwrap();
+    element(&client, "#submit").await.click().await.unwrap();
     let findings = text_of(&client, "#findings").await;
     assert!(findings.contains("wrong-environment"), "{findings}");
     assert!(findings.contains("This CSR is for production"), "{findings}");
-    let kept = client.find(Locator::Id("csr")).await.unwrap().prop("value").await.unwrap().unwrap();
+    let kept = element(&client, "#csr").await.prop("value").await.unwrap().unwrap();
     assert_eq!(kept.trim(), bad_text.trim(), "the pasted CSR is kept");
-    let kept_code = client.find(Locator::Id("invitation")).await.unwrap().prop("value").await.unwrap().unwrap();
+    let kept_code = element(&client, "#invitation").await.prop("value").await.unwrap().unwrap();
     assert!(link.ends_with(&kept_code), "the invitation code is kept");
     screenshot(&client, "3-client-findings").await;
 
     // The corrected CSR is accepted and the client lands on its status page.
-    let textarea = client.find(Locator::Id("csr")).await.unwrap();
+    let textarea = element(&client, "#csr").await;
     textarea.clear().await.unwrap();
     textarea.send_keys(&good_text).await.unwrap();
-    client.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
+    element(&client, "#submit").await.click().await.unwrap();
+    // Only the status page has a #status element.
+    element(&client, "#status").await;
     let status_url = client.current_url().await.unwrap();
     assert!(status_url.path().starts_with("/status/"), "{status_url}");
     assert_eq!(text_of(&client, "#status").await, "pending");
@@ -155,11 +168,12 @@ async fn invitation_to_download_in_chromium() {
 
     // The operator approves it from the queue.
     operator.goto(&server.url("/operator/requests")).await.unwrap();
-    operator.find(Locator::Css("tbody tr td a")).await.unwrap().click().await.unwrap();
+    element(&operator, "tbody tr td a").await.click().await.unwrap();
+    element(&operator, "input[name=confirm]").await;
     let page = operator.source().await.unwrap();
     assert!(page.contains("Zorggroep Rivierenland"));
-    operator.find(Locator::Css("input[name=confirm]")).await.unwrap().click().await.unwrap();
-    operator.find(Locator::Css("form[action$='/approve'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    element(&operator, "input[name=confirm]").await.click().await.unwrap();
+    element(&operator, "form[action$='/approve'] button[type=submit]").await.click().await.unwrap();
     operator
         .wait()
         .at_most(Duration::from_secs(20))
@@ -175,10 +189,8 @@ async fn invitation_to_download_in_chromium() {
     assert_eq!(curl_command, "curl --cert client-cert.pem --key client-key.pem https://nuts-node-ozo-int.staging.ozo.headease.nl/status");
     screenshot(&client, "6-client-status-issued").await;
     for file in ["client-cert.pem", "ca-cert.pem"] {
-        let href = client
-            .find(Locator::Css(&format!("#downloads a[href$='/{file}']")))
+        let href = element(&client, &format!("#downloads a[href$='/{file}']"))
             .await
-            .unwrap()
             .attr("href")
             .await
             .unwrap()

@@ -51,8 +51,8 @@ struct UploadPage<'a> {
     invited_organisation: Option<String>,
     error: Option<String>,
     environments: Vec<EnvironmentOption>,
-    /// Whether some environment takes uploads without an invitation, so the form asks
-    /// for the organisation and contact.
+    /// Whether some environment takes uploads without an invitation, so the form has
+    /// fields for the organisation and contact.
     asks_organisation: bool,
     organisation: String,
     contact: String,
@@ -61,7 +61,7 @@ struct UploadPage<'a> {
     key_removed: bool,
 }
 
-/// What the client entered, kept when the form comes back with findings.
+/// The client's form input, kept when the form comes back with findings.
 #[derive(Default)]
 struct UploadForm {
     invitation: String,

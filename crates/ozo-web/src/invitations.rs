@@ -12,7 +12,7 @@ use crate::ApiError;
 pub const DEFAULT_VALIDITY_DAYS: i64 = 14;
 const MAX_VALIDITY_DAYS: i64 = 90;
 
-/// What an operator fills in to invite an organisation.
+/// The operator's input for a new invitation.
 pub struct InvitationInput {
     pub organisation: String,
     pub contact: String,
@@ -102,8 +102,8 @@ fn actor(created_by: &str) -> ozo_store::events::Actor {
     }
 }
 
-/// The code as it is hashed: upper case, without the dashes and spaces a person may
-/// type or leave out.
+/// Normalises a code before hashing: upper case, without the dashes and spaces a person
+/// may type or leave out.
 pub fn normalise_code(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
@@ -120,7 +120,7 @@ pub async fn check(pool: &PgPool, code: &str, environment: &str) -> Result<Invit
     problem(&invitation, environment, OffsetDateTime::now_utc()).map_or(Ok(invitation), |text| Err(ApiError::Invitation(text)))
 }
 
-/// Why an invitation cannot be used for `environment` at `now`, if it cannot.
+/// Returns the reason an invitation cannot be used for `environment` at `now`, if any.
 pub fn problem(invitation: &InvitationRow, environment: &str, now: OffsetDateTime) -> Option<Text> {
     let date = |at: OffsetDateTime| at.date().to_string();
     if invitation.withdrawn_at.is_some() {
