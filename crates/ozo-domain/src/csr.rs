@@ -168,7 +168,8 @@ pub fn validate(input: &[u8], environment: &Environment, all: &[Environment]) ->
         check_signature_algorithm(&csr, &mut findings)
     };
     if let (Some(key), Some(algorithm)) = (&key, algorithm) {
-        check_signature(key, algorithm, tbs, &csr.signature, &mut findings);
+        let point = csr.info.public_key.subject_public_key.raw_bytes();
+        check_signature(key, point, algorithm, tbs, &csr.signature, &mut findings);
     }
     findings.extend(check_subject(&csr.info.subject, environment, all));
     check_attributes(&csr, &mut findings);
@@ -398,17 +399,25 @@ fn check_signature_algorithm(csr: &CertReq, findings: &mut Vec<Finding>) -> Opti
 
 fn check_signature(
     key: &p256::PublicKey,
+    point: &[u8],
     algorithm: SignatureAlgorithm,
     tbs: &[u8],
     signature: &BitString,
     findings: &mut Vec<Finding>,
 ) {
-    // aws-lc-rs verifies several times faster than the p256 crate (see the intake
-    // benchmark in docs/benchmarks.md). The point is
-    // passed uncompressed, so that a compressed key gets only its key-encoding finding.
-    let point = key.to_encoded_point(false);
+    // aws-lc-rs verifies several times faster than the p256 crate; docs/benchmarks.md
+    // has the figures. A compressed point is passed uncompressed, so that such a key
+    // gets only its key-encoding finding.
+    let uncompressed;
+    let point = match point {
+        [0x04, ..] => point,
+        _ => {
+            uncompressed = key.to_encoded_point(false);
+            uncompressed.as_bytes()
+        }
+    };
     let verifies = signature.as_bytes().is_some_and(|der_signature| {
-        UnparsedPublicKey::new(algorithm.verification_algorithm(), point.as_bytes())
+        UnparsedPublicKey::new(algorithm.verification_algorithm(), point)
             .verify(tbs, der_signature)
             .is_ok()
     });

@@ -88,7 +88,7 @@ fn public_key_fingerprint(private_key_der: &[u8]) -> Option<[u8; 32]> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Whether a PEM boundary of any private-key form appears: PKCS#8 (`PRIVATE KEY`,
@@ -198,7 +198,7 @@ fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, Finding> {
     for raw_line in input.split(|&b| b == b'\n') {
         let line = raw_line.trim_ascii();
 
-        if find(line, b"-----BEGIN").is_some() && find(line, b"-----END").is_some() {
+        if line.starts_with(b"-----BEGIN") && find(line, b"-----END").is_some() {
             return Err(malformed(
                 "The PEM text has lost its line breaks: BEGIN and END are on one line. With curl, upload the file with --data-binary @client.csr; -d removes line breaks.",
                 "De PEM-tekst heeft geen regeleinden meer: BEGIN en END staan op één regel. Upload het bestand met curl via --data-binary @client.csr; -d verwijdert regeleinden.",
