@@ -202,9 +202,11 @@ async fn status_page_follows_request() {
     assert_eq!(std::fs::read(dir.join("chain.pem")).unwrap(), std::fs::read(dir.join("ca-cert.pem")).unwrap());
 
     // Another token shows nothing, and the request id is no status token.
-    let guessed = curl(&[&server.url("/status/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]);
+    let guessed = curl(&["-H", "Accept-Language: nl", &server.url("/status/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]);
     assert_eq!(guessed.status, 404);
     assert!(!guessed.body.contains("Revalidatie"));
+    assert!(guessed.body.starts_with("<!doctype html>"), "a browser gets an error page: {}", guessed.body);
+    assert!(guessed.body.contains("Geen aanvraag heeft deze statuspagina"), "{}", guessed.body);
     let by_id = curl(&[&server.url(&format!("/status/{id}"))]);
     assert_eq!(by_id.status, 404);
 
@@ -228,6 +230,7 @@ async fn upload_form_keeps_input_and_lists_findings() {
     assert_eq!(form.status, 200);
     assert!(form.body.contains("Huisarts Centrum"), "the form names the invited organisation");
     assert!(form.body.contains("Never send your private key"));
+    assert!(form.body.contains(&format!("href=\"/upload?invitation={code}&amp;lang=nl\"")), "the language link keeps the invitation");
     assert!(form.body.contains("-subj &quot;/CN=connect.zorgverband.nl/O=OZOverbindzorg&quot;") || form.body.contains("-subj &#34;/CN=connect.zorgverband.nl/O=OZOverbindzorg&#34;"), "{}", form.body);
 
     let wrong_text = std::fs::read_to_string(&wrong).unwrap();

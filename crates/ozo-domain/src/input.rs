@@ -37,8 +37,14 @@ pub(crate) fn decode_upload(input: &[u8]) -> Result<Vec<u8>, UploadError> {
 
     let der = if find(input, b"-----BEGIN").is_some() {
         decode_pem(input).map_err(UploadError::Other)?
-    } else {
+    } else if input.first() == Some(&0x30) {
         input.to_vec()
+    } else {
+        // A DER CSR starts with a SEQUENCE tag; anything else is text without a PEM block.
+        return Err(UploadError::Other(malformed(
+            "The upload contains no -----BEGIN CERTIFICATE REQUEST----- block and is not a DER file. Paste or upload the whole content of client.csr, as openssl req -new wrote it.",
+            "De upload bevat geen -----BEGIN CERTIFICATE REQUEST-----blok en is geen DER-bestand. Plak of upload de hele inhoud van client.csr, zoals openssl req -new die schreef.",
+        )));
     };
 
     if looks_like_private_key(&der) {
@@ -249,7 +255,7 @@ fn boundary_label(line: &[u8], prefix: &[u8]) -> Option<String> {
 fn unterminated_block() -> Finding {
     malformed(
         "The PEM text is incomplete: a -----BEGIN line has no matching -----END line. Upload the whole file that openssl req -new wrote.",
-        "De PEM-tekst is onvolledig: bij een -----BEGIN-regel hoort geen -----END-regel. Upload het hele bestand dat openssl req -new schreef.",
+        "De PEM-tekst is onvolledig: de -----END-regel bij een -----BEGIN-regel ontbreekt. Upload het hele bestand dat openssl req -new schreef.",
     )
 }
 
@@ -301,6 +307,15 @@ mod tests {
     fn pem_mismatched_end_label() {
         let input = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert_eq!(code(decode_upload(input).unwrap_err()), FindingCode::Malformed);
+    }
+
+    #[test]
+    fn text_without_pem_block() {
+        let UploadError::Other(finding) = decode_upload(b"hello, this is my CSR").unwrap_err() else {
+            panic!("not a private key");
+        };
+        assert_eq!(finding.code, FindingCode::Malformed);
+        assert!(finding.en.contains("no -----BEGIN CERTIFICATE REQUEST----- block"), "{}", finding.en);
     }
 
     #[test]

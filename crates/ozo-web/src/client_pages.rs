@@ -212,14 +212,7 @@ async fn upload(
         let ApiError::TooManyRequests { retry_after } = error else {
             return Err(error);
         };
-        page.error = Some(
-            Text::new(
-                format!("Too many uploads; try again in {} seconds.", retry_after.as_secs() + 1),
-                format!("Te veel uploads; probeer het over {} seconden opnieuw.", retry_after.as_secs() + 1),
-            )
-            .get(lang)
-            .to_owned(),
-        );
+        page.error = Some(crate::ratelimit::wait_text(retry_after).get(lang).to_owned());
         let mut response = render(&page, StatusCode::TOO_MANY_REQUESTS)?;
         response.headers_mut().insert(header::RETRY_AFTER, (retry_after.as_secs() + 1).into());
         return Ok(response);
@@ -228,6 +221,10 @@ async fn upload(
     // A chosen file wins over pasted text; browsers send an empty file part when no
     // file was chosen.
     let csr = if form.csr_file.is_empty() { form.csr_text.clone().into_bytes() } else { form.csr_file.clone() };
+    // Show what was checked: the file's text replaces pasted text in the form.
+    if !form.csr_file.is_empty() {
+        page.csr = String::from_utf8(form.csr_file.clone()).unwrap_or_default();
+    }
     let submitted = Upload {
         environment: form.environment.clone(),
         invitation: Some(form.invitation.clone()),
@@ -283,6 +280,7 @@ struct StatusPage<'a> {
     valid_until: String,
     curl_command: String,
     issued: bool,
+    next_step: &'static str,
 }
 
 /// Finds the request of a status token, counting the view against the address's limit.
@@ -326,6 +324,7 @@ async fn status_page(
         valid_until: certificate.as_ref().map(|c| crate::pages::format_time(c.not_after)).unwrap_or_default(),
         curl_command: format!("curl --cert client-cert.pem --key client-key.pem {test_url}"),
         issued: certificate.is_some() && row.status == RequestStatus::Issued,
+        next_step: c.next_step(row.status),
         row,
     };
     render(&page, StatusCode::OK)

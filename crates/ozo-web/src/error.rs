@@ -87,6 +87,17 @@ impl ApiError {
     }
 }
 
+/// An error as a page, for browsers.
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    t: &'a crate::i18n::PageTexts,
+    user: Option<String>,
+    csrf: String,
+    title: &'a str,
+    detail: String,
+}
+
 /// The problem title of a status, in the request's language.
 fn title(status: StatusCode, lang: Lang) -> &'static str {
     match (status.as_u16(), lang) {
@@ -124,10 +135,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after } => json!({
                 "title": title,
                 "status": 429,
-                "detail": Text::new(
-                    format!("Too many requests; try again in {} seconds.", retry_after.as_secs() + 1),
-                    format!("Te veel verzoeken; probeer het over {} seconden opnieuw.", retry_after.as_secs() + 1),
-                ).get(lang),
+                "detail": crate::ratelimit::wait_text(*retry_after).get(lang),
             }),
             ApiError::CsrfMismatch => json!({
                 "title": title,
@@ -199,11 +207,26 @@ impl IntoResponse for ApiError {
             }
         };
 
-        let mut response = (status, axum::Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/problem+json"),
-        );
+        let mut response = if crate::i18n::wants_html() {
+            let page = ErrorPage {
+                t: crate::i18n::page_texts(lang),
+                user: None,
+                csrf: String::new(),
+                title,
+                detail: body["detail"].as_str().unwrap_or_default().to_owned(),
+            };
+            match askama::Template::render(&page) {
+                Ok(html) => (status, axum::response::Html(html)).into_response(),
+                Err(_) => (status, axum::Json(body)).into_response(),
+            }
+        } else {
+            let mut response = (status, axum::Json(body)).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/problem+json"),
+            );
+            response
+        };
         if let ApiError::TooManyRequests { retry_after } = &self {
             let seconds = (retry_after.as_secs() + 1).to_string();
             if let Ok(value) = header::HeaderValue::from_str(&seconds) {

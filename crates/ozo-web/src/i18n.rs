@@ -9,6 +9,31 @@ use ozo_domain::Lang;
 
 tokio::task_local! {
     static LANG: Lang;
+    static CONTEXT: RequestContext;
+}
+
+/// What the page templates and error rendering need to know about the request.
+#[derive(Clone, Debug, Default)]
+struct RequestContext {
+    /// The path and query, for the link to the same page in the other language.
+    target: String,
+    /// Whether the client is a browser asking for a page rather than the JSON API.
+    wants_html: bool,
+}
+
+/// Whether the current request is for a page, so errors are rendered as HTML.
+pub fn wants_html() -> bool {
+    CONTEXT.try_with(|context| context.wants_html).unwrap_or(false)
+}
+
+/// The current page's path and query with `lang` set to `lang`.
+fn same_page_in(lang: &str) -> String {
+    let target = CONTEXT.try_with(|context| context.target.clone()).unwrap_or_else(|_| "/".to_owned());
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut pairs: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("lang=")).collect();
+    let lang_pair = format!("lang={lang}");
+    pairs.push(&lang_pair);
+    format!("{path}?{}", pairs.join("&"))
 }
 
 /// A user-facing text in both languages.
@@ -59,7 +84,17 @@ pub async fn negotiate_language(request: Request, next: Next) -> Response {
         .map(Lang::from_accept_language);
 
     let lang = from_query.or(from_cookie).or(from_header).unwrap_or_default();
-    let mut response = LANG.scope(lang, next.run(request)).await;
+    let path = request.uri().path();
+    let accepts_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("text/html"));
+    let context = RequestContext {
+        target: request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned()),
+        wants_html: !path.starts_with("/api/") && (accepts_html || request.method() != axum::http::Method::GET || path.starts_with("/status/") || path.starts_with("/operator/") || path == "/upload"),
+    };
+    let mut response = LANG.scope(lang, CONTEXT.scope(context, next.run(request))).await;
 
     // A language picked with ?lang= sticks for later pages.
     if let Some(chosen) = from_query {
@@ -141,6 +176,7 @@ pub struct PageTexts {
     pub invitation: &'static str,
     pub unverified: &'static str,
     pub client_upload: &'static str,
+    pub home: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -201,6 +237,7 @@ pub const EN: PageTexts = PageTexts {
     invitation: "Invitation",
     unverified: "Uploaded without an invitation: check the organisation and contact yourself before approving.",
     client_upload: "Upload a CSR",
+    home: "Back to the start page",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -261,7 +298,15 @@ pub const NL: PageTexts = PageTexts {
     invitation: "Uitnodiging",
     unverified: "Geüpload zonder uitnodiging: controleer zelf de organisatie en contactpersoon voordat u goedkeurt.",
     client_upload: "Een CSR uploaden",
+    home: "Terug naar de startpagina",
 };
+
+impl PageTexts {
+    /// The link to the current page in the other language.
+    pub fn switch_href(&self) -> String {
+        same_page_in(self.other_lang)
+    }
+}
 
 pub fn page_texts(lang: Lang) -> &'static PageTexts {
     match lang {
@@ -305,9 +350,23 @@ pub struct ClientTexts {
     pub denied: &'static str,
     pub failed: &'static str,
     pub revoked: &'static str,
+    pub next_rejected: &'static str,
+    pub next_denied: &'static str,
+    pub next_revoked: &'static str,
 }
 
 impl ClientTexts {
+    /// What the client can do next, for the states that need the client.
+    pub fn next_step(&self, status: ozo_domain::RequestStatus) -> &'static str {
+        use ozo_domain::RequestStatus::*;
+        match status {
+            Rejected => self.next_rejected,
+            Denied => self.next_denied,
+            Revoked => self.next_revoked,
+            _ => "",
+        }
+    }
+
     pub fn status_text(&self, status: ozo_domain::RequestStatus) -> &'static str {
         use ozo_domain::RequestStatus::*;
         match status {
@@ -356,6 +415,9 @@ pub const CLIENT_EN: ClientTexts = ClientTexts {
     denied: "An OZO operator denied the request.",
     failed: "Making the certificate failed; an OZO operator will look into it.",
     revoked: "The certificate was revoked.",
+    next_rejected: "Change what the notes below say, make a new CSR and upload it with the same invitation.",
+    next_denied: "To try again, ask your OZO contact for a new invitation.",
+    next_revoked: "Stop using this certificate. For a new one, ask your OZO contact for an invitation.",
 };
 
 pub const CLIENT_NL: ClientTexts = ClientTexts {
@@ -392,6 +454,9 @@ pub const CLIENT_NL: ClientTexts = ClientTexts {
     denied: "Een OZO-operator heeft de aanvraag afgewezen.",
     failed: "Het maken van het certificaat is mislukt; een OZO-operator zoekt het uit.",
     revoked: "Het certificaat is ingetrokken.",
+    next_rejected: "Pas aan wat de opmerkingen hieronder zeggen, maak een nieuwe CSR en upload die met dezelfde uitnodiging.",
+    next_denied: "Wilt u het opnieuw proberen, vraag uw OZO-contactpersoon dan om een nieuwe uitnodiging.",
+    next_revoked: "Gebruik dit certificaat niet meer. Vraag voor een nieuw certificaat uw OZO-contactpersoon om een uitnodiging.",
 };
 
 pub fn client_texts(lang: Lang) -> &'static ClientTexts {

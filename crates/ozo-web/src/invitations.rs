@@ -139,8 +139,8 @@ pub fn problem(invitation: &InvitationRow, environment: &str, now: OffsetDateTim
     if !invitation.environments.iter().any(|e| e == environment) {
         let allowed = invitation.environments.join(", ");
         return Some(Text::new(
-            format!("This invitation is not for {environment}; it is for: {allowed}."),
-            format!("Deze uitnodiging is niet voor {environment}; ze is voor: {allowed}."),
+            format!("This invitation is not for {environment}; it is for: {allowed}. Choose one of those, or ask your OZO contact for an invitation for {environment}."),
+            format!("Deze uitnodiging is niet voor {environment}; ze is voor: {allowed}. Kies daar een van, of vraag uw OZO-contactpersoon om een uitnodiging voor {environment}."),
         ));
     }
     if invitation.used_environments.iter().any(|e| e == environment) {

@@ -66,8 +66,8 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            uploads_per_address: 30,
-            uploads_per_invitation: 10,
+            uploads_per_address: 60,
+            uploads_per_invitation: 20,
             upload_window: std::time::Duration::from_secs(600),
             status_per_address: 120,
             status_window: std::time::Duration::from_secs(60),

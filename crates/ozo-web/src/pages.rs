@@ -95,7 +95,9 @@ async fn login_form(RequestLang(lang): RequestLang) -> Result<Response, ApiError
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     password: String,
 }
 
@@ -396,6 +398,10 @@ struct InvitationsPage<'a> {
     error: Option<String>,
     created: Option<CreatedInvitation>,
     default_days: i64,
+    /// The operator's input, kept when the form comes back with an error.
+    organisation: String,
+    contact: String,
+    chosen: Vec<String>,
 }
 
 struct CreatedInvitation {
@@ -410,6 +416,7 @@ async fn render_invitations(
     session: &PageSession,
     error: Option<String>,
     created: Option<CreatedInvitation>,
+    kept: Option<&InvitationForm>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.pool().acquire().await?;
     let rows = ozo_store::invitations::list(&mut conn, 200).await?;
@@ -448,6 +455,9 @@ async fn render_invitations(
         error,
         created,
         default_days: crate::invitations::DEFAULT_VALIDITY_DAYS,
+        organisation: kept.map(|form| form.organisation.clone()).unwrap_or_default(),
+        contact: kept.map(|form| form.contact.clone()).unwrap_or_default(),
+        chosen: kept.map(|form| form.environments.clone()).unwrap_or_default(),
     };
     render(&page)
 }
@@ -457,7 +467,7 @@ async fn invitations_page(
     RequestLang(lang): RequestLang,
     session: PageSession,
 ) -> Result<Response, PageRejection> {
-    Ok(render_invitations(&state, lang, &session, None, None).await?)
+    Ok(render_invitations(&state, lang, &session, None, None, None).await?)
 }
 
 #[derive(Deserialize)]
@@ -485,9 +495,9 @@ async fn create_invitation(
 
     let valid_days = form.valid_days.trim().parse::<i64>().ok();
     let input = crate::invitations::InvitationInput {
-        organisation: form.organisation,
-        contact: form.contact,
-        environments: form.environments,
+        organisation: form.organisation.clone(),
+        contact: form.contact.clone(),
+        environments: form.environments.clone(),
         valid_days,
     };
     let created_by = format!("account:{}", session.account.name);
@@ -497,9 +507,12 @@ async fn create_invitation(
             let scheme = if state.settings().secure_cookies { "https" } else { "http" };
             let link = format!("{scheme}://{host}/upload?invitation={code}");
             let created = CreatedInvitation { organisation: row.organisation, code, link };
-            Ok(render_invitations(&state, lang, &session, None, Some(created)).await?)
+            Ok(render_invitations(&state, lang, &session, None, Some(created), None).await?)
         }
-        Err(ApiError::BadRequest(text)) => Ok(render_invitations(&state, lang, &session, Some(text.get(lang).to_owned()), None).await?),
+        Err(ApiError::BadRequest(text)) => {
+            let error = Some(text.get(lang).to_owned());
+            Ok(render_invitations(&state, lang, &session, error, None, Some(&form)).await?)
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -42,6 +42,22 @@ impl RateLimiter {
     }
 }
 
+/// Tells a client how long to wait, in whole minutes (or seconds under one minute).
+pub fn wait_text(retry_after: Duration) -> crate::i18n::Text {
+    let seconds = retry_after.as_secs() + 1;
+    if seconds < 60 {
+        return crate::i18n::Text::new(
+            format!("Too many requests from this address or for this invitation; try again in {seconds} seconds."),
+            format!("Te veel verzoeken van dit adres of voor deze uitnodiging; probeer het over {seconds} seconden opnieuw."),
+        );
+    }
+    let minutes = seconds.div_ceil(60);
+    crate::i18n::Text::new(
+        format!("Too many requests from this address or for this invitation; try again in about {minutes} minutes."),
+        format!("Te veel verzoeken van dit adres of voor deze uitnodiging; probeer het over ongeveer {minutes} minuten opnieuw."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
