@@ -79,13 +79,18 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
         limits: config.rate_limits.to_limits(),
         ..WebSettings::default()
     };
-    let app = ozo_web::router(AppState::new(pool, environments, settings));
+    let state = AppState::new(pool, environments, settings);
+    let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), shutdown_signal()));
+    let app = ozo_web::router(state);
 
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(listen = %address, "serving");
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // The worker finishes the job it holds; an unfinished one stays queued for the
+    // next instance.
+    worker.await?;
     tracing::info!("stopped");
     Ok(())
 }

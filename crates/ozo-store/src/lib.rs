@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod certificates;
 pub mod events;
 pub mod invitations;
+pub mod jobs;
 pub mod requests;
 
 pub use sqlx::{PgConnection, Postgres, Transaction};

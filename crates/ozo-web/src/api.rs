@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/certificate", get(get_certificate))
         .route("/api/v1/requests/{id}/approve", post(approve_request))
         .route("/api/v1/requests/{id}/deny", post(deny_request))
+        .route("/api/v1/requests/{id}/retry", post(retry_request))
         .route("/api/v1/environments/{environment}/ca.pem", get(get_ca_certificate))
         .route("/api/v1/invitations", get(list_invitations).post(create_invitation))
         .route("/api/v1/invitations/{id}/withdraw", post(withdraw_invitation))
@@ -228,6 +229,23 @@ async fn approve_request(
     let operator = account.require("operator")?;
 
     let row = issuance::approve(&state, id, &operator.name).await?;
+
+    let mut conn = state.pool().acquire().await?;
+    let certificate = certificates::for_request(&mut conn, id).await?;
+    let findings = findings_of(&row);
+    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+}
+
+/// `POST /api/v1/requests/{id}/retry`: sends a failed request back to signing.
+async fn retry_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    account: ApiAccount,
+    RequestId(id): RequestId,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+
+    let row = issuance::retry(&state, id, &operator.name).await?;
 
     let mut conn = state.pool().acquire().await?;
     let certificate = certificates::for_request(&mut conn, id).await?;

@@ -177,6 +177,8 @@ pub struct PageTexts {
     pub unverified: &'static str,
     pub client_upload: &'static str,
     pub home: &'static str,
+    pub retry: &'static str,
+    pub retry_help: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -238,6 +240,8 @@ pub const EN: PageTexts = PageTexts {
     unverified: "Uploaded without an invitation: check the organisation and contact yourself before approving.",
     client_upload: "Upload a CSR",
     home: "Back to the start page",
+    retry: "Retry signing",
+    retry_help: "Signing failed for the reason above. Fix the cause first, then send the request back to the CA.",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -299,6 +303,8 @@ pub const NL: PageTexts = PageTexts {
     unverified: "Geüpload zonder uitnodiging: controleer zelf de organisatie en contactpersoon voordat u goedkeurt.",
     client_upload: "Een CSR uploaden",
     home: "Terug naar de startpagina",
+    retry: "Opnieuw ondertekenen",
+    retry_help: "Het ondertekenen is mislukt om de reden hierboven. Los eerst de oorzaak op en stuur de aanvraag dan opnieuw naar de CA.",
 };
 
 impl PageTexts {

@@ -1,18 +1,16 @@
 //! The life of a request: upload, approval or denial, and signing. The API and the
 //! operator pages both call these functions.
 
-use der::{Decode, Encode};
-use ozo_ca::SigningRequest;
 use ozo_domain::{validate, Finding, Lang, RequestStatus, Verdict};
-use ozo_store::certificates::{self, CertificateRow, NewCertificate};
+use ozo_store::certificates::CertificateRow;
 use ozo_store::events::{self, Actor};
 use ozo_store::invitations;
+use ozo_store::jobs;
 use ozo_store::requests::{self, NewRequest, RequestRow, Transition};
 use ozo_store::StoreError;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
-use x509_cert::Certificate;
 
 use crate::i18n::Text;
 use crate::{ApiError, AppState};
@@ -239,8 +237,10 @@ fn conflict(id: Uuid, current: RequestStatus, action_en: &str, action_nl: &str) 
     }
 }
 
-/// Approves a pending request and signs it. Of two concurrent approvals, one signs and
-/// the other gets a conflict that names the current state.
+/// Approves a pending request and signs it. The approval, its event and the signing
+/// job commit together; the job then runs at once, and a worker retries it if this
+/// process stops first. Of two concurrent approvals, one signs and the other gets a
+/// conflict that names the current state.
 pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<RequestRow, ApiError> {
     let mut tx = state.pool().begin().await?;
     match requests::transition(&mut tx, id, RequestStatus::Pending, RequestStatus::Approved, None).await? {
@@ -249,13 +249,28 @@ pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<Reque
         Transition::NotFound => return Err(request_not_found(id)),
     }
     events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.approved", json!({})).await?;
+    jobs::enqueue(&mut tx, id).await?;
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, "approved a request");
 
-    // NOTE: signing runs right after the approval commits. If the process stops in
-    // between, the request stays `approved` until an operator acts again; a durable
-    // signing queue does not exist yet.
-    sign(state, id).await?;
+    crate::signing::run_job(state, Some(id)).await?;
+    load_request(state, id).await
+}
+
+/// Sends a failed request back to signing, after an operator fixed the cause.
+pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<RequestRow, ApiError> {
+    let mut tx = state.pool().begin().await?;
+    match requests::transition(&mut tx, id, RequestStatus::Failed, RequestStatus::Approved, None).await? {
+        Transition::Done => {}
+        Transition::Conflict { current } => return Err(conflict(id, current, "retried", "opnieuw geprobeerd")),
+        Transition::NotFound => return Err(request_not_found(id)),
+    }
+    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "signing.retried", json!({})).await?;
+    jobs::enqueue(&mut tx, id).await?;
+    tx.commit().await?;
+    tracing::info!(request.id = %id, operator.name = operator, "sent a failed request back to signing");
+
+    crate::signing::run_job(state, Some(id)).await?;
     load_request(state, id).await
 }
 
@@ -279,79 +294,6 @@ pub async fn deny(state: &AppState, id: Uuid, operator: &str, reason: &str) -> R
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, "denied a request");
     load_request(state, id).await
-}
-
-/// Signs an approved request with its environment's CA and records the certificate,
-/// or moves the request to `failed` with the reason.
-async fn sign(state: &AppState, id: Uuid) -> Result<(), ApiError> {
-    let row = load_request(state, id).await?;
-
-    let Some(environment) = state.environment(&row.environment) else {
-        return fail(state, id, &format!("the environment {} is no longer configured", row.environment)).await;
-    };
-    let stored = row.csr_der.as_deref().unwrap_or_default();
-    let csr = match validate(stored, &environment.environment, state.environment_list()) {
-        Verdict::Accepted(csr) => csr,
-        Verdict::Rejected(rejected) => {
-            let codes: Vec<&str> = rejected.findings.iter().map(|f| f.code.as_str()).collect();
-            return fail(state, id, &format!("the stored CSR no longer passes validation: {}", codes.join(", "))).await;
-        }
-    };
-
-    let request = SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime };
-    let issued = match environment.signer.sign(request).await {
-        Ok(issued) => issued,
-        Err(error) => return fail(state, id, &error.to_string()).await,
-    };
-
-    let certified_key = Certificate::from_der(&issued.der)
-        .ok()
-        .and_then(|certificate| certificate.tbs_certificate.subject_public_key_info.to_der().ok());
-    if certified_key.as_deref() != Some(csr.spki_der()) {
-        return fail(state, id, "the CA returned a certificate for another public key").await;
-    }
-
-    let sha256 = hex::decode(&issued.sha256_hex).map_err(anyhow::Error::from)?;
-    let mut tx = state.pool().begin().await?;
-    match requests::transition(&mut tx, id, RequestStatus::Approved, RequestStatus::Issued, None).await? {
-        Transition::Done => {}
-        Transition::Conflict { current } => {
-            tracing::warn!(request.id = %id, status = %current, "discarded a certificate: the request changed state during signing");
-            return Ok(());
-        }
-        Transition::NotFound => return Err(request_not_found(id)),
-    }
-    certificates::insert(
-        &mut tx,
-        &NewCertificate {
-            request_id: id,
-            serial_hex: &issued.serial_hex,
-            issuer: &issued.issuer,
-            pem: &issued.pem,
-            chain_pem: &issued.chain_pem,
-            not_before: issued.not_before,
-            not_after: issued.not_after,
-            sha256: &sha256,
-            spki_sha256: &csr.spki_sha256(),
-        },
-    )
-    .await?;
-    let detail = json!({ "serial": issued.serial_hex, "issuer": issued.issuer, "not_after": issued.not_after.unix_timestamp() });
-    events::append(&mut tx, &Actor::Signer, Some(id), "certificate.issued", detail).await?;
-    tx.commit().await?;
-
-    tracing::info!(request.id = %id, environment = %row.environment, certificate.serial = %issued.serial_hex, "issued a certificate");
-    Ok(())
-}
-
-async fn fail(state: &AppState, id: Uuid, reason: &str) -> Result<(), ApiError> {
-    tracing::error!(request.id = %id, error = reason, "signing failed");
-    let mut tx = state.pool().begin().await?;
-    if requests::transition(&mut tx, id, RequestStatus::Approved, RequestStatus::Failed, Some(reason)).await? == Transition::Done {
-        events::append(&mut tx, &Actor::Signer, Some(id), "signing.failed", json!({ "error": reason })).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// A request as the API shows it.

@@ -26,6 +26,7 @@ pub mod invitations;
 mod issuance;
 mod pages;
 mod ratelimit;
+pub mod signing;
 
 pub use error::ApiError;
 

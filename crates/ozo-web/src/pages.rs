@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/requests/{id}", get(request_page))
         .route("/operator/requests/{id}/approve", post(approve))
         .route("/operator/requests/{id}/deny", post(deny))
+        .route("/operator/requests/{id}/retry", post(retry))
         .route("/operator/invitations", get(invitations_page).post(create_invitation))
         .route("/operator/invitations/{id}/withdraw", post(withdraw_invitation))
 }
@@ -254,6 +255,7 @@ struct RequestPage<'a> {
     certificate: Option<CertificateRow>,
     notice: Option<String>,
     pending: bool,
+    failed: bool,
 }
 
 struct HistoryLine {
@@ -304,6 +306,7 @@ async fn render_request(
         history,
         fingerprint: row.spki_sha256.as_deref().map(hex::encode).unwrap_or_default(),
         pending: row.status == RequestStatus::Pending,
+        failed: row.status == RequestStatus::Failed,
         row,
         findings,
         certificate,
@@ -337,6 +340,24 @@ async fn approve(
     }
 
     match issuance::approve(&state, id, &session.account.name).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
+        Err(ApiError::Conflict { text, .. }) => {
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    RequestId(id): RequestId,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+
+    match issuance::retry(&state, id, &session.account.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. }) => {
             Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)

@@ -1,0 +1,183 @@
+//! The signing queue's worker: claims a job, has the environment's CA sign the request,
+//! verifies the certificate and records it, all in the transaction that holds the job.
+
+use std::time::Duration;
+
+use der::{Decode, Encode};
+use ozo_ca::{SignError, SigningRequest};
+use ozo_domain::{validate, RequestStatus, Verdict};
+use ozo_store::certificates::{self, NewCertificate};
+use ozo_store::events::{self, Actor};
+use ozo_store::jobs::{self, ClaimedJob};
+use ozo_store::requests::{self, Transition};
+use ozo_store::{PgConnection, StoreError};
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+use x509_cert::Certificate;
+
+use crate::{ApiError, AppState};
+
+/// Failed attempts after which a retryable error fails the request for an operator.
+const MAX_ATTEMPTS: i32 = 12;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+/// How often the worker looks for due jobs when it finds none.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The outcome of one signing attempt.
+enum Outcome {
+    Issued,
+    /// The CA could not be reached or failed; try again later.
+    Retry(String),
+    /// The request cannot be signed as it is; an operator must act.
+    Failed(String),
+    /// The request left the approved state while its job waited.
+    Gone,
+}
+
+/// Runs one due job, the one of `request_id` when given. Returns whether there was one.
+pub async fn run_job(state: &AppState, request_id: Option<Uuid>) -> Result<bool, ApiError> {
+    let mut tx = state.pool().begin().await?;
+    let Some(job) = jobs::claim(&mut tx, request_id).await? else {
+        return Ok(false);
+    };
+
+    let outcome = attempt(state, &mut tx, job).await?;
+
+    match outcome {
+        Outcome::Issued | Outcome::Gone => jobs::complete(&mut tx, job.request_id).await?,
+        Outcome::Retry(error) if job.attempts + 1 < MAX_ATTEMPTS => {
+            let delay = backoff(job.attempts);
+            tracing::warn!(request.id = %job.request_id, attempt = job.attempts + 1, retry_in_ms = delay.as_millis() as u64, error, "signing failed; will retry");
+            jobs::postpone(&mut tx, job.request_id, delay.as_millis() as i64, &error).await?;
+        }
+        Outcome::Retry(error) | Outcome::Failed(error) => {
+            tracing::error!(request.id = %job.request_id, attempts = job.attempts + 1, error, "signing failed");
+            if requests::transition(&mut tx, job.request_id, RequestStatus::Approved, RequestStatus::Failed, Some(&error)).await?
+                == Transition::Done
+            {
+                events::append(&mut tx, &Actor::Signer, Some(job.request_id), "signing.failed", json!({ "error": error })).await?;
+            }
+            jobs::complete(&mut tx, job.request_id).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Exponential backoff with ±25% jitter, so that retries of many jobs spread out.
+fn backoff(attempts: i32) -> Duration {
+    let exponential = FIRST_RETRY.saturating_mul(1 << attempts.clamp(0, 16));
+    let capped = exponential.min(LONGEST_RETRY);
+    capped.mul_f64(rand::thread_rng().gen_range(0.75..1.25))
+}
+
+/// Signs the job's request and records the certificate in `conn`'s transaction.
+async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> Result<Outcome, StoreError> {
+    let id = job.request_id;
+    let Some(row) = requests::get(conn, id).await? else {
+        return Ok(Outcome::Gone);
+    };
+    if row.status != RequestStatus::Approved {
+        return Ok(Outcome::Gone);
+    }
+    let Some(environment) = state.environment(&row.environment) else {
+        return Ok(Outcome::Failed(format!("the environment {} is no longer configured", row.environment)));
+    };
+
+    // The stored CSR is validated again, so only a CSR that passes today's rules is
+    // signed, whatever happened to the row since the upload.
+    let stored = row.csr_der.as_deref().unwrap_or_default();
+    let csr = match validate(stored, &environment.environment, state.environment_list()) {
+        Verdict::Accepted(csr) => csr,
+        Verdict::Rejected(rejected) => {
+            let codes: Vec<&str> = rejected.findings.iter().map(|f| f.code.as_str()).collect();
+            return Ok(Outcome::Failed(format!("the stored CSR no longer passes validation: {}", codes.join(", "))));
+        }
+    };
+    if row.spki_sha256.as_deref() != Some(csr.spki_sha256().as_slice()) {
+        return Ok(Outcome::Failed("the stored key fingerprint does not match the stored CSR".to_owned()));
+    }
+
+    let request = SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime };
+    let issued = match environment.signer.sign(request).await {
+        Ok(issued) => issued,
+        Err(SignError::Unavailable(error)) => return Ok(Outcome::Retry(error)),
+        Err(SignError::Rejected(error)) => return Ok(Outcome::Failed(error)),
+    };
+
+    let certified_key = Certificate::from_der(&issued.der)
+        .ok()
+        .and_then(|certificate| certificate.tbs_certificate.subject_public_key_info.to_der().ok());
+    if certified_key.as_deref() != Some(csr.spki_der()) {
+        return Ok(Outcome::Failed("the CA returned a certificate for another public key".to_owned()));
+    }
+    let Ok(sha256) = hex::decode(&issued.sha256_hex) else {
+        return Ok(Outcome::Failed("the CA returned an invalid certificate fingerprint".to_owned()));
+    };
+
+    if requests::transition(conn, id, RequestStatus::Approved, RequestStatus::Issued, None).await? != Transition::Done {
+        return Ok(Outcome::Gone);
+    }
+    certificates::insert(
+        conn,
+        &NewCertificate {
+            request_id: id,
+            serial_hex: &issued.serial_hex,
+            issuer: &issued.issuer,
+            pem: &issued.pem,
+            chain_pem: &issued.chain_pem,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            sha256: &sha256,
+            spki_sha256: &csr.spki_sha256(),
+        },
+    )
+    .await?;
+    let detail = json!({ "serial": issued.serial_hex, "issuer": issued.issuer, "not_after": issued.not_after.unix_timestamp(), "attempts": job.attempts + 1 });
+    events::append(conn, &Actor::Signer, Some(id), "certificate.issued", detail).await?;
+
+    tracing::info!(request.id = %id, environment = %row.environment, certificate.serial = %issued.serial_hex, "issued a certificate");
+    Ok(Outcome::Issued)
+}
+
+/// Works the signing queue until `shutdown` resolves: runs due jobs one after another,
+/// and looks again every few seconds when none is due.
+pub async fn worker(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let idle = match run_job(&state, None).await {
+            Ok(ran) => !ran,
+            Err(error) => {
+                tracing::error!(error = %error, "the signing worker failed to run a job");
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+    tracing::info!("signing worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff(0);
+        assert!(first >= Duration::from_millis(750), "{first:?}");
+        assert!(first <= Duration::from_millis(1250), "{first:?}");
+        let fourth = backoff(3);
+        assert!(fourth >= Duration::from_secs(6), "{fourth:?}");
+        assert!(fourth <= Duration::from_secs(10), "{fourth:?}");
+        let late = backoff(30);
+        assert!(late <= LONGEST_RETRY.mul_f64(1.25), "{late:?}");
+        assert!(late >= LONGEST_RETRY.mul_f64(0.75), "{late:?}");
+    }
+}

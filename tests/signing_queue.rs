@@ -1,0 +1,101 @@
+//! The durable signing queue, black box: an approval whose process stopped before
+//! signing is signed by the worker, and a request whose signing failed is signed after
+//! an operator retries it.
+
+use std::time::{Duration, Instant};
+
+use ozo_system_tests::*;
+
+async fn status_of(server: &TestServer, id: &str) -> serde_json::Value {
+    curl(&[&server.url(&format!("/api/v1/requests/{id}"))]).json()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_signs_orphaned_approval() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let token = server.operator_token("wim", "operator");
+    let code = server.invitation(&token, "Verpleeghuis Oost", &["staging"]);
+    let work = tempfile::tempdir().unwrap();
+    let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+
+    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}"))]);
+    let id = upload.json()["id"].as_str().unwrap().to_owned();
+
+    // What an approval commits when its process stops before signing: the new state and
+    // the job, and nothing else.
+    let pool = db.pool().await;
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE requests SET status = 'approved' WHERE id = $1::uuid").bind(&id).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO signing_jobs (request_id) VALUES ($1::uuid)").bind(&id).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut status = status_of(&server, &id).await;
+    while status["status"] != "issued" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        status = status_of(&server, &id).await;
+    }
+    assert_eq!(status["status"], "issued", "{status}");
+
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(jobs, 0, "the finished job is gone");
+    let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
+    assert_eq!(certificates, 1);
+    let issued_by: String = sqlx::query_scalar("SELECT actor FROM events WHERE kind = 'certificate.issued'").fetch_one(&pool).await.unwrap();
+    assert_eq!(issued_by, "signer");
+    pool.close().await;
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_csr_fails_until_retried() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let token = server.operator_token("xander", "operator");
+    let code = server.invitation(&token, "Kliniek West", &["production"]);
+    let work = tempfile::tempdir().unwrap();
+    let (_, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
+
+    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=production&invitation={code}"))]);
+    let id = upload.json()["id"].as_str().unwrap().to_owned();
+
+    // Someone with database access changes one byte of the stored CSR's signature.
+    let pool = db.pool().await;
+    let original: Vec<u8> = sqlx::query_scalar("SELECT csr_der FROM requests WHERE id = $1::uuid").bind(&id).fetch_one(&pool).await.unwrap();
+    let mut tampered = original.clone();
+    *tampered.last_mut().unwrap() ^= 0x01;
+    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid").bind(&id).bind(&tampered).execute(&pool).await.unwrap();
+
+    let auth = format!("Authorization: Bearer {token}");
+    let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let request = approved.json();
+    assert_eq!(request["status"], "failed", "{request}");
+    assert_eq!(request["status_reason"], "the stored CSR no longer passes validation: signature");
+    let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
+    assert_eq!(certificates, 0, "nothing was signed");
+
+    // A retry before the cause is fixed fails again; after the fix it issues.
+    let again = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
+    assert_eq!(again.json()["status"], "failed", "{}", again.body);
+    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid").bind(&id).bind(&original).execute(&pool).await.unwrap();
+    let retried = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.json()["status"], "issued", "{}", retried.body);
+
+    let retry_of_issued = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
+    assert_eq!(retry_of_issued.status, 409);
+
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events WHERE request_id = $1::uuid ORDER BY id").bind(&id).fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        kinds,
+        ["request.received", "request.approved", "signing.failed", "signing.retried", "signing.failed", "signing.retried", "certificate.issued"]
+    );
+    pool.close().await;
+
+    drop(server);
+    db.drop_database().await;
+}
