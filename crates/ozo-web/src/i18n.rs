@@ -12,7 +12,7 @@ tokio::task_local! {
     static CONTEXT: RequestContext;
 }
 
-/// What the page templates and error rendering need to know about the request.
+/// The facts about a request that page templates and error rendering use.
 #[derive(Clone, Debug, Default)]
 struct RequestContext {
     /// The path and query, for the link to the same page in the other language.
@@ -21,12 +21,12 @@ struct RequestContext {
     wants_html: bool,
 }
 
-/// Whether the current request is for a page, so errors are rendered as HTML.
+/// Tells whether the current request is for a page, so errors are rendered as HTML.
 pub fn wants_html() -> bool {
     CONTEXT.try_with(|context| context.wants_html).unwrap_or(false)
 }
 
-/// The current page's path and query with `lang` set to `lang`.
+/// Builds the current page's path and query with `lang` set to `lang`.
 fn same_page_in(lang: &str) -> String {
     let target = CONTEXT.try_with(|context| context.target.clone()).unwrap_or_else(|_| "/".to_owned());
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
@@ -308,7 +308,7 @@ pub const NL: PageTexts = PageTexts {
 };
 
 impl PageTexts {
-    /// The link to the current page in the other language.
+    /// Builds the link to the current page in the other language.
     pub fn switch_href(&self) -> String {
         same_page_in(self.other_lang)
     }
@@ -362,7 +362,7 @@ pub struct ClientTexts {
 }
 
 impl ClientTexts {
-    /// What the client can do next, for the states that need the client.
+    /// Returns the client's next step, for the states that need one.
     pub fn next_step(&self, status: ozo_domain::RequestStatus) -> &'static str {
         use ozo_domain::RequestStatus::*;
         match status {

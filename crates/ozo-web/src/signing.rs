@@ -1,5 +1,5 @@
 //! The signing queue's worker: claims a job, has the environment's CA sign the request,
-//! verifies the certificate and records it, all in the transaction that holds the job.
+//! verifies the certificate and records it, all in the transaction that locked the job.
 
 use std::time::Duration;
 
