@@ -125,10 +125,16 @@ async fn get_request(
     RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
     let row = issuance::load_request(&state, id).await?;
+
+    request_response(&state, &row, lang).await
+}
+
+/// Builds the JSON answer of a request, with its certificate if it has one.
+async fn request_response(state: &AppState, row: &ozo_store::requests::RequestRow, lang: ozo_domain::Lang) -> Result<Response, ApiError> {
     let mut conn = state.pool().acquire().await?;
-    let certificate = certificates::for_request(&mut conn, id).await?;
-    let findings = findings_of(&row);
-    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+    let certificate = certificates::for_request(&mut conn, row.id).await?;
+    let findings = findings_of(row);
+    Ok(Json(request_view(row, &findings, certificate.as_ref(), lang)).into_response())
 }
 
 /// `GET /api/v1/requests/{id}/certificate`: the certificate in PEM followed by its chain.
@@ -230,10 +236,7 @@ async fn approve_request(
 
     let row = issuance::approve(&state, id, &operator.name).await?;
 
-    let mut conn = state.pool().acquire().await?;
-    let certificate = certificates::for_request(&mut conn, id).await?;
-    let findings = findings_of(&row);
-    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+    request_response(&state, &row, lang).await
 }
 
 /// `POST /api/v1/requests/{id}/retry`: sends a failed request back to signing.
@@ -247,10 +250,7 @@ async fn retry_request(
 
     let row = issuance::retry(&state, id, &operator.name).await?;
 
-    let mut conn = state.pool().acquire().await?;
-    let certificate = certificates::for_request(&mut conn, id).await?;
-    let findings = findings_of(&row);
-    Ok(Json(request_view(&row, &findings, certificate.as_ref(), lang)).into_response())
+    request_response(&state, &row, lang).await
 }
 
 #[derive(Deserialize)]
