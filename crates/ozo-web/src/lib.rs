@@ -200,6 +200,34 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Opens the span of a request with its method and a path that names no secret: status
+/// page tokens are replaced and the query, which may hold an invitation code, is left out.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()))
+}
+
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/status/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, file)) => format!("/status/…/{file}"),
+            None => "/status/…".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_path_hides_status_tokens() {
+        assert_eq!(loggable_path("/status/abcDEF123"), "/status/…");
+        assert_eq!(loggable_path("/status/abcDEF123/client-cert.pem"), "/status/…/client-cert.pem");
+        assert_eq!(loggable_path("/api/v1/requests"), "/api/v1/requests");
+    }
 }
