@@ -1,6 +1,6 @@
-//! The durable signing queue, black box: an approval whose process stopped before
-//! signing is signed by the worker, and a request whose signing failed is signed after
-//! an operator retries it.
+//! The CA side of a request, black box: an approval whose process stopped before
+//! signing is signed by the worker, a request whose signing failed is signed after an
+//! operator retries it, and certificates are revoked through the API and the CLI.
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,78 @@ async fn tampered_csr_fails_until_retried() {
         ["request.received", "request.approved", "signing.failed", "signing.retried", "signing.failed", "signing.retried", "certificate.issued"]
     );
     pool.close().await;
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_by_api_and_cli() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let token = server.operator_token("yara", "operator");
+    let code = server.invitation(&token, "Thuiszorg Noord", &["staging", "production"]);
+    let work = tempfile::tempdir().unwrap();
+    let auth = format!("Authorization: Bearer {token}");
+
+    let mut ids = Vec::new();
+    for (environment, subject) in [("production", PRODUCTION_SUBJECT), ("staging", STAGING_SUBJECT)] {
+        let (_, csr) = make_csr(work.path(), environment, subject);
+        let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}"))]);
+        let id = upload.json()["id"].as_str().unwrap().to_owned();
+        let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
+        assert_eq!(approved.json()["status"], "issued");
+        ids.push((id, upload.json()["status_page_url"].as_str().unwrap().to_owned()));
+    }
+    let (production_id, production_status_page) = &ids[0];
+
+    let revoke = |id: &str, reason: &str| {
+        curl(&[
+            "-X", "POST", "-H", &auth, "-H", "Content-Type: application/json",
+            "--data", &serde_json::json!({ "reason": reason }).to_string(),
+            &server.url(&format!("/api/v1/requests/{id}/revoke")),
+        ])
+    };
+    let unknown = revoke(production_id, "certificateHold");
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.json()["detail"].as_str().unwrap().contains("keyCompromise"), "{}", unknown.body);
+
+    let revoked = revoke(production_id, "keyCompromise");
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(revoked.json()["status"], "revoked");
+    assert_eq!(revoked.json()["certificate"]["revocation_reason"], "keyCompromise");
+    let serial = revoked.json()["certificate"]["serial_hex"].as_str().unwrap().to_owned();
+
+    // The local CA keeps its own record of the revocation.
+    let record = std::fs::read_to_string(server.dir.path().join("data/ca/production/revocations.tsv")).unwrap();
+    assert!(record.starts_with(&format!("{serial}\tkeyCompromise\t")), "{record}");
+
+    let again = revoke(production_id, "superseded");
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["current_status"], "revoked");
+
+    let status_page = curl(&[&server.url(production_status_page)]);
+    assert!(status_page.body.contains("Stop using this certificate"), "{}", status_page.body);
+
+    // The command line revokes on behalf of a named operator.
+    let (staging_id, _) = &ids[1];
+    let cli = server.command(&["revoke", staging_id, "--reason", "superseded", "--operator", "yara"], "");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let pool = db.pool().await;
+    let (actor, detail): (String, serde_json::Value) =
+        sqlx::query_as("SELECT actor, detail FROM events WHERE kind = 'certificate.revoked' AND request_id = $1::uuid")
+            .bind(staging_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, "account:yara");
+    assert_eq!(detail["reason"], "superseded");
+    assert_eq!(detail["reason_code"], 4);
+    pool.close().await;
+
+    let unknown_operator = server.command(&["revoke", staging_id, "--reason", "superseded", "--operator", "nobody"], "");
+    assert!(!unknown_operator.status.success());
+    assert!(String::from_utf8_lossy(&unknown_operator.stderr).contains("no account named \"nobody\""));
 
     drop(server);
     db.drop_database().await;

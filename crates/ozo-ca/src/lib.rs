@@ -8,6 +8,7 @@ use uuid::Uuid;
 mod local;
 
 pub use local::{LocalCa, LocalCaError};
+pub use ozo_domain::RevocationReason;
 
 /// The input of one certificate issuance.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +18,14 @@ pub struct SigningRequest<'a> {
     pub request_id: Uuid,
     pub csr: &'a VerifiedCsr,
     pub lifetime: time::Duration,
+}
+
+/// A certificate to revoke.
+#[derive(Clone, Copy, Debug)]
+pub struct RevocationRequest<'a> {
+    pub request_id: Uuid,
+    pub serial_hex: &'a str,
+    pub reason: ozo_domain::RevocationReason,
 }
 
 /// A certificate as issued by a CA.
@@ -50,6 +59,10 @@ pub enum SignError {
 pub trait Signer: Send + Sync {
     /// Issues a client-authentication certificate for a verified CSR.
     async fn sign(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, SignError>;
+
+    /// Revokes a certificate this CA issued. Revoking a revoked certificate again
+    /// succeeds, so a retried call does no harm.
+    async fn revoke(&self, request: RevocationRequest<'_>) -> Result<(), SignError>;
 
     /// The CA certificate that clients and servers of this environment trust, in PEM.
     fn ca_certificate_pem(&self) -> &str;

@@ -28,7 +28,7 @@ use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
 
-use crate::{IssuedCertificate, SignError, Signer, SigningRequest};
+use crate::{IssuedCertificate, RevocationRequest, SignError, Signer, SigningRequest};
 
 const ID_KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
@@ -37,6 +37,8 @@ const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 const KEY_FILE: &str = "ca-key.pem";
 const CERT_FILE: &str = "ca-cert.pem";
+/// Revoked serials, one tab-separated line each: serial, RFC 5280 reason, Unix time.
+const REVOCATIONS_FILE: &str = "revocations.tsv";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalCaError {
@@ -151,6 +153,29 @@ impl LocalCa {
 impl Signer for LocalCa {
     async fn sign(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, SignError> {
         self.issue(request).map_err(SignError::Rejected)
+    }
+
+    async fn revoke(&self, request: RevocationRequest<'_>) -> Result<(), SignError> {
+        let path = self.directory.join(REVOCATIONS_FILE);
+        let existing = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(SignError::Unavailable(format!("failed to read {}: {error}", path.display()))),
+        };
+        if existing.lines().any(|line| line.split('\t').next() == Some(request.serial_hex)) {
+            return Ok(());
+        }
+
+        let line = format!("{}\t{}\t{}\n", request.serial_hex, request.reason, OffsetDateTime::now_utc().unix_timestamp());
+        let appended = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()).and_then(|()| file.sync_all()));
+        appended.map_err(|error| SignError::Unavailable(format!("failed to write {}: {error}", path.display())))?;
+        tracing::info!(request.id = %request.request_id, certificate.serial = request.serial_hex, reason = %request.reason, "local CA recorded a revocation");
+        Ok(())
     }
 
     fn ca_certificate_pem(&self) -> &str {

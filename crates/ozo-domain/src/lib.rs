@@ -8,6 +8,7 @@ pub mod environment;
 pub mod finding;
 mod input;
 pub mod lang;
+pub mod revocation;
 pub mod status;
 mod subject;
 
@@ -15,6 +16,7 @@ pub use csr::{validate, RejectedCsr, Verdict, VerifiedCsr, MAX_UPLOAD_BYTES};
 pub use environment::{Environment, EnvironmentName, ExpectedSubject};
 pub use finding::{Finding, FindingCode, Severity};
 pub use lang::Lang;
+pub use revocation::RevocationReason;
 pub use status::RequestStatus;
 
 /// Version of the validation policy. It is part of what an approval records, so a

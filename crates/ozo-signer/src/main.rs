@@ -55,6 +55,19 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Revoke the certificate of an issued request.
+    Revoke {
+        /// The id of the request.
+        request_id: uuid::Uuid,
+        /// The RFC 5280 reason: unspecified, keyCompromise, cACompromise,
+        /// affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn or
+        /// aACompromise.
+        #[arg(long)]
+        reason: String,
+        /// The operator account on whose behalf the revocation is recorded.
+        #[arg(long)]
+        operator: String,
+    },
     /// Manage invitations, which let an organisation upload CSRs.
     Invitation {
         #[command(subcommand)]
@@ -160,6 +173,7 @@ fn main() -> ExitCode {
                 accounts::add_user(&config, &name, &roles, replace).await
             }
             Command::Token { command: TokenCommand::Create { name } } => accounts::create_token(&config, &name).await,
+            Command::Revoke { request_id, reason, operator } => serve::revoke(config, request_id, &reason, &operator).await,
             Command::Invitation { command } => match command {
                 InvitationCommand::Create { organisation, contact, environments, days } => {
                     accounts::create_invitation(&config, organisation, contact, environments, days).await

@@ -106,6 +106,29 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Revokes a certificate from the command line, with the CAs of the configuration.
+pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operator: &str) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    let mut conn = pool.acquire().await?;
+    let account = accounts::find_by_name(&mut conn, operator)
+        .await?
+        .with_context(|| format!("no account named {operator:?}; --operator names an existing operator account"))?;
+    if !account.has_role("operator") {
+        anyhow::bail!("the account {operator:?} does not have the operator role");
+    }
+    drop(conn);
+
+    let state = AppState::new(pool, environments(&config)?, WebSettings::default());
+    let row = ozo_web::revoke_request(&state, request_id, operator, reason).await.map_err(|error| match error {
+        ozo_web::ApiError::BadRequest(text) | ozo_web::ApiError::Conflict { text, .. } | ozo_web::ApiError::NotFound(text) => {
+            anyhow::anyhow!("{}", text.en)
+        }
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    println!("request {} is {}: certificate revoked ({reason})", row.id, row.status);
+    Ok(())
+}
+
 const DEV_DATABASE: &str = "ozo_signer_dev";
 const DEV_OPERATOR: &str = "operator";
 

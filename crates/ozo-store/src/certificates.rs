@@ -34,6 +34,9 @@ pub struct CertificateRow {
     pub not_after: OffsetDateTime,
     #[serde(serialize_with = "crate::requests::serialize_hex")]
     pub sha256: Vec<u8>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
 }
 
 /// Records a certificate. A request has at most one: a second insert fails.
@@ -60,12 +63,26 @@ pub async fn insert(conn: &mut PgConnection, certificate: &NewCertificate<'_>) -
     Ok(id)
 }
 
+/// Marks the certificate of a request as revoked; returns false when it already was.
+#[tracing::instrument(name = "db.revoke_certificate", skip(conn))]
+pub async fn revoke(conn: &mut PgConnection, request_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "UPDATE certificates SET revoked_at = now(), revocation_reason = $2 WHERE request_id = $1 AND revoked_at IS NULL",
+        request_id,
+        reason,
+    )
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Finds the certificate of a request.
 #[tracing::instrument(name = "db.certificate_for_request", skip(conn))]
 pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<CertificateRow>, sqlx::Error> {
     sqlx::query_as!(
         CertificateRow,
-        r#"SELECT id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256
+        r#"SELECT id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256,
+                  revoked_at, revocation_reason
            FROM certificates WHERE request_id = $1"#,
         request_id
     )

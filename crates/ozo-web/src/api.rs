@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/approve", post(approve_request))
         .route("/api/v1/requests/{id}/deny", post(deny_request))
         .route("/api/v1/requests/{id}/retry", post(retry_request))
+        .route("/api/v1/requests/{id}/revoke", post(revoke_request))
         .route("/api/v1/environments/{environment}/ca.pem", get(get_ca_certificate))
         .route("/api/v1/invitations", get(list_invitations).post(create_invitation))
         .route("/api/v1/invitations/{id}/withdraw", post(withdraw_invitation))
@@ -249,6 +250,32 @@ async fn retry_request(
     let operator = account.require("operator")?;
 
     let row = issuance::retry(&state, id, &operator.name).await?;
+
+    request_response(&state, &row, lang).await
+}
+
+#[derive(Deserialize)]
+struct RevokeJson {
+    reason: String,
+}
+
+/// `POST /api/v1/requests/{id}/revoke` with `{"reason"}`, an RFC 5280 reason name.
+async fn revoke_request(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    account: ApiAccount,
+    RequestId(id): RequestId,
+    body: Result<Json<RevokeJson>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let operator = account.require("operator")?;
+    let Json(body) = body.map_err(|rejection| {
+        ApiError::BadRequest(Text::new(
+            format!("Expected a JSON body {{\"reason\": \"keyCompromise\"}} with an RFC 5280 reason: {rejection}"),
+            format!("Verwacht werd een JSON-body {{\"reason\": \"keyCompromise\"}} met een reden uit RFC 5280: {rejection}"),
+        ))
+    })?;
+
+    let row = issuance::revoke(&state, id, &operator.name, &body.reason).await?;
 
     request_response(&state, &row, lang).await
 }

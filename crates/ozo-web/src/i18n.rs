@@ -179,6 +179,10 @@ pub struct PageTexts {
     pub home: &'static str,
     pub retry: &'static str,
     pub retry_help: &'static str,
+    pub revoke: &'static str,
+    pub revoke_confirm: &'static str,
+    pub revocation_reason: &'static str,
+    pub revoked_because: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -242,6 +246,10 @@ pub const EN: PageTexts = PageTexts {
     home: "Back to the start page",
     retry: "Retry signing",
     retry_help: "Signing failed for the reason above. Fix the cause first, then send the request back to the CA.",
+    revoke: "Revoke certificate",
+    revoke_confirm: "I understand that the client loses access at once and that this cannot be undone",
+    revocation_reason: "Reason for revocation (RFC 5280)",
+    revoked_because: "Revoked, reason:",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -305,6 +313,10 @@ pub const NL: PageTexts = PageTexts {
     home: "Terug naar de startpagina",
     retry: "Opnieuw ondertekenen",
     retry_help: "Het ondertekenen is mislukt om de reden hierboven. Los eerst de oorzaak op en stuur de aanvraag dan opnieuw naar de CA.",
+    revoke: "Certificaat intrekken",
+    revoke_confirm: "Ik begrijp dat de client direct de toegang verliest en dat dit niet terug te draaien is",
+    revocation_reason: "Reden van intrekking (RFC 5280)",
+    revoked_because: "Ingetrokken, reden:",
 };
 
 impl PageTexts {

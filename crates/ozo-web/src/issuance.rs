@@ -274,6 +274,44 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
     load_request(state, id).await
 }
 
+/// Revokes the certificate of an issued request with an RFC 5280 reason. The CA is
+/// told before the revocation commits; if it cannot be reached, nothing changes.
+pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
+    let reason: ozo_domain::RevocationReason = reason.parse().map_err(|error: ozo_domain::revocation::UnknownRevocationReason| {
+        ApiError::BadRequest(Text::new(
+            error.to_string(),
+            format!("Onbekende reden voor intrekking {:?}; verwacht werd een reden uit RFC 5280, zoals keyCompromise, superseded of cessationOfOperation.", error.0),
+        ))
+    })?;
+
+    let mut tx = state.pool().begin().await?;
+    match requests::transition(&mut tx, id, RequestStatus::Issued, RequestStatus::Revoked, Some(reason.as_str())).await? {
+        Transition::Done => {}
+        Transition::Conflict { current } => return Err(conflict(id, current, "revoked", "ingetrokken")),
+        Transition::NotFound => return Err(request_not_found(id)),
+    }
+    let row = requests::get(&mut tx, id).await?.ok_or_else(|| request_not_found(id))?;
+    let certificate = ozo_store::certificates::for_request(&mut tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("issued request {id} has no certificate"))?;
+    ozo_store::certificates::revoke(&mut tx, id, reason.as_str()).await?;
+
+    let environment = state
+        .environment(&row.environment)
+        .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
+    let request = ozo_ca::RevocationRequest { request_id: id, serial_hex: &certificate.serial_hex, reason };
+    if let Err(error) = environment.signer.revoke(request).await {
+        tracing::error!(request.id = %id, error = %error, "revocation failed at the CA");
+        return Err(ApiError::Internal(anyhow::anyhow!("the CA did not revoke certificate {}: {error}", certificate.serial_hex)));
+    }
+    let detail = json!({ "serial": certificate.serial_hex, "reason": reason.as_str(), "reason_code": reason.code() });
+    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "certificate.revoked", detail).await?;
+    tx.commit().await?;
+
+    tracing::info!(request.id = %id, operator.name = operator, reason = %reason, "revoked a certificate");
+    load_request(state, id).await
+}
+
 /// Denies a pending request with a reason that the client sees.
 pub async fn deny(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
     let reason = reason.trim();

@@ -175,6 +175,11 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Revokes the certificate of an issued request for an operator, as the API does.
+pub async fn revoke_request(state: &AppState, id: uuid::Uuid, operator: &str, reason: &str) -> Result<ozo_store::requests::RequestRow, ApiError> {
+    issuance::revoke(state, id, operator, reason).await
+}
+
 /// Builds the router with every route of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()

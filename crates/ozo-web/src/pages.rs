@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/requests/{id}/approve", post(approve))
         .route("/operator/requests/{id}/deny", post(deny))
         .route("/operator/requests/{id}/retry", post(retry))
+        .route("/operator/requests/{id}/revoke", post(revoke))
         .route("/operator/invitations", get(invitations_page).post(create_invitation))
         .route("/operator/invitations/{id}/withdraw", post(withdraw_invitation))
 }
@@ -256,6 +257,8 @@ struct RequestPage<'a> {
     notice: Option<String>,
     pending: bool,
     failed: bool,
+    issued: bool,
+    reasons: Vec<&'static str>,
 }
 
 struct HistoryLine {
@@ -307,6 +310,8 @@ async fn render_request(
         fingerprint: row.spki_sha256.as_deref().map(hex::encode).unwrap_or_default(),
         pending: row.status == RequestStatus::Pending,
         failed: row.status == RequestStatus::Failed,
+        issued: row.status == RequestStatus::Issued,
+        reasons: ozo_domain::RevocationReason::ALL.iter().map(|reason| reason.as_str()).collect(),
         row,
         findings,
         certificate,
@@ -360,6 +365,41 @@ async fn retry(
     match issuance::retry(&state, id, &session.account.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. }) => {
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    RequestId(id): RequestId,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, PageRejection> {
+    session.check_csrf(&form.csrf)?;
+    if form.confirm != "yes" {
+        let notice = match lang {
+            Lang::En => "Tick the confirmation box to revoke.",
+            Lang::Nl => "Vink het bevestigingsvakje aan om in te trekken.",
+        };
+        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned())).await?);
+    }
+
+    match issuance::revoke(&state, id, &session.account.name, &form.reason).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
+        Err(ApiError::Conflict { text, .. } | ApiError::BadRequest(text)) => {
             Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
         }
         Err(error) => Err(error.into()),
