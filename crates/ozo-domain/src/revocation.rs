@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-/// Why a certificate is revoked. `certificateHold` and `removeFromCRL` are left out,
+/// The reason for revoking a certificate. `certificateHold` and `removeFromCRL` are left out,
 /// because a revoked request is final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum RevocationReason {
