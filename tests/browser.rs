@@ -102,6 +102,20 @@ async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// Waits until the browser is on a page whose path starts with `prefix`, and returns
+/// its URL. Under load the URL can lag behind the elements of the new page.
+async fn wait_for_path(client: &Client, prefix: &str) -> url::Url {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.path().starts_with(prefix) {
+            return url;
+        }
+        assert!(std::time::Instant::now() < deadline, "still on {url}, expected {prefix}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     element(client, css).await.text().await.unwrap()
 }
@@ -128,7 +142,9 @@ async fn invitation_to_download_in_chromium() {
     element(&operator, "#name").await.send_keys("olivia").await.unwrap();
     element(&operator, "#password").await.send_keys("a long enough password").await.unwrap();
     element(&operator, "form button[type=submit]").await.click().await.unwrap();
-    assert!(operator.current_url().await.unwrap().path().ends_with("/operator/requests"));
+    // Only a signed-in operator's pages link to the invitations.
+    element(&operator, "nav a[href='/operator/invitations']").await;
+    wait_for_path(&operator, "/operator/requests").await;
 
     operator.goto(&server.url("/operator/invitations")).await.unwrap();
     element(&operator, "#organisation").await.send_keys("Zorggroep Rivierenland").await.unwrap();
@@ -161,8 +177,7 @@ async fn invitation_to_download_in_chromium() {
     element(&client, "#submit").await.click().await.unwrap();
     // Only the status page has a #status element.
     element(&client, "#status").await;
-    let status_url = client.current_url().await.unwrap();
-    assert!(status_url.path().starts_with("/status/"), "{status_url}");
+    let status_url = wait_for_path(&client, "/status/").await;
     assert_eq!(text_of(&client, "#status").await, "pending");
     screenshot(&client, "4-client-status-pending").await;
 
