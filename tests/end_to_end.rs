@@ -351,7 +351,7 @@ async fn denial_and_api_authorization() {
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!(late.json()["current_status"], "denied");
 
-    // A rejected upload is answered in Dutch when asked, with every finding.
+    // A rejected upload gets its findings in Dutch when the client prefers Dutch.
     let rejected = curl(&[
         "-X", "POST", "-H", "Accept-Language: nl-NL", "--data-binary",
         &format!("@{}", csr.display()),
@@ -416,7 +416,7 @@ async fn upload_mistakes_get_clear_errors() {
     assert_eq!(too_large.json()["findings"][0]["code"], "too-large");
     assert!(too_large.json()["findings"][0]["message"].as_str().unwrap().contains("400 bytes"), "{}", too_large.body);
 
-    // A rejected request will never get a certificate, and the answer says so.
+    // A rejected request will never get a certificate, and the 409 detail states that.
     let rejected = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=production&invitation={code}"))]);
     let id = rejected.json()["request_id"].as_str().unwrap().to_owned();
     let download = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);

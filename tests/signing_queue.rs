@@ -1,6 +1,6 @@
-//! The CA side of a request, black box: an approval whose process stopped before
-//! signing is signed by the worker, a request whose signing failed is signed after an
-//! operator retries it, and certificates are revoked through the API and the CLI.
+//! The CA side of a request, black box. The worker signs an approval whose process
+//! stopped before signing. A request whose signing failed is signed after an operator
+//! retries it. Certificates are revoked through the API and the CLI.
 
 use std::time::{Duration, Instant};
 

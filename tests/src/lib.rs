@@ -70,7 +70,7 @@ impl TestDb {
 pub struct TestServer {
     child: Child,
     pub base_url: String,
-    /// The working directory, which holds the local CAs under `data/`.
+    /// The working directory, which contains the local CAs under `data/`.
     pub dir: TempDir,
     pub database_url: String,
     log: mpsc::Receiver<String>,
@@ -186,7 +186,7 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// The answer of one curl call.
+/// The status code and body of one curl call.
 #[derive(Debug)]
 pub struct CurlResponse {
     pub status: u16,

@@ -158,7 +158,8 @@ fn messages_exist_in_both_languages() {
         let bytes = fs::read(corpus_dir().join(&case.file)).unwrap();
         let env = environments.iter().find(|e| e.name.as_str() == case.environment).unwrap();
         for finding in validate(&bytes, env, &environments).findings() {
-            assert!(!finding.en.is_empty() && !finding.nl.is_empty(), "{}", case.file);
+            assert!(!finding.en.is_empty(), "{}: no English message", case.file);
+            assert!(!finding.nl.is_empty(), "{}: no Dutch message", case.file);
             assert_ne!(finding.en, finding.nl, "{}: untranslated", case.file);
         }
     }

@@ -74,7 +74,7 @@ pub struct EnvironmentConfig {
     /// Not allowed for an environment named production.
     #[serde(default)]
     pub allow_uploads_without_invitation: bool,
-    /// The URL that the status page tells clients to test their certificate against.
+    /// The URL that the status page shows clients for testing their certificate.
     pub test_url: Option<String>,
     pub ca: CaConfig,
 }

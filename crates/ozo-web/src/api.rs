@@ -130,7 +130,7 @@ async fn get_request(
     request_response(&state, &row, lang).await
 }
 
-/// Builds the JSON answer of a request, with its certificate if it has one.
+/// Builds the JSON response for a request, with its certificate if it has one.
 async fn request_response(state: &AppState, row: &ozo_store::requests::RequestRow, lang: ozo_domain::Lang) -> Result<Response, ApiError> {
     let mut conn = state.pool().acquire().await?;
     let certificate = certificates::for_request(&mut conn, row.id).await?;
@@ -254,18 +254,13 @@ async fn retry_request(
     request_response(&state, &row, lang).await
 }
 
-#[derive(Deserialize)]
-struct RevokeJson {
-    reason: String,
-}
-
 /// `POST /api/v1/requests/{id}/revoke` with `{"reason"}`, an RFC 5280 reason name.
 async fn revoke_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     account: ApiAccount,
     RequestId(id): RequestId,
-    body: Result<Json<RevokeJson>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReasonJson>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;
     let Json(body) = body.map_err(|rejection| {
@@ -280,8 +275,9 @@ async fn revoke_request(
     request_response(&state, &row, lang).await
 }
 
+/// The body of a revocation or a denial.
 #[derive(Deserialize)]
-struct DenyJson {
+struct ReasonJson {
     reason: String,
 }
 
@@ -291,7 +287,7 @@ async fn deny_request(
     RequestLang(lang): RequestLang,
     account: ApiAccount,
     RequestId(id): RequestId,
-    body: Result<Json<DenyJson>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReasonJson>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;
     let Json(body) = body.map_err(|rejection| {
@@ -303,8 +299,7 @@ async fn deny_request(
 
     let row = issuance::deny(&state, id, &operator.name, &body.reason).await?;
 
-    let findings = findings_of(&row);
-    Ok(Json(request_view(&row, &findings, None, lang)).into_response())
+    request_response(&state, &row, lang).await
 }
 
 /// `GET /api/v1/invitations`: invitations for operators, newest first. Codes are not
@@ -326,8 +321,8 @@ struct InvitationJson {
     valid_days: Option<i64>,
 }
 
-/// `POST /api/v1/invitations`: creates an invitation; the answer has the code and the
-/// upload link, which are shown only this once.
+/// `POST /api/v1/invitations`: creates an invitation. The response contains the code
+/// and the upload link, which are shown only this once.
 async fn create_invitation(
     State(state): State<AppState>,
     account: ApiAccount,

@@ -142,7 +142,7 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
     Ok(Uploaded { row: load_request(state, id).await?, status_token })
 }
 
-/// How an upload came in: on an invitation, or unverified.
+/// The origin of an upload: an invitation, or none (unverified).
 #[derive(Clone, Copy)]
 struct Origin {
     invitation_id: Option<Uuid>,
@@ -275,7 +275,7 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
 }
 
 /// Revokes the certificate of an issued request with an RFC 5280 reason. The CA is
-/// told before the revocation commits; if it cannot be reached, nothing changes.
+/// called before the revocation commits, so if it cannot be reached, nothing changes.
 pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
     let reason: ozo_domain::RevocationReason = reason.parse().map_err(|error: ozo_domain::revocation::UnknownRevocationReason| {
         ApiError::BadRequest(Text::new(

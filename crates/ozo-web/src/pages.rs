@@ -104,7 +104,7 @@ struct LoginForm {
 }
 
 /// The Argon2id hash of a random password, checked when the account does not exist so
-/// that the answer takes as long as for a wrong password.
+/// that the response takes as long as for a wrong password.
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     auth::hash_password(&auth::random_secret()).expect("hashing a random password with default parameters succeeds")
 });
