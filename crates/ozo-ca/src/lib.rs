@@ -5,10 +5,14 @@ use ozo_domain::VerifiedCsr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod cas;
 mod local;
+mod verify;
 
+pub use cas::{CasCredentials, CasError, CasSettings, GoogleCas};
 pub use local::{LocalCa, LocalCaError};
 pub use ozo_domain::RevocationReason;
+pub use verify::{check_issued, CertificateMismatch};
 
 /// The input of one certificate issuance.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +22,9 @@ pub struct SigningRequest<'a> {
     pub request_id: Uuid,
     pub csr: &'a VerifiedCsr,
     pub lifetime: time::Duration,
+    /// The issuance round of the request, 1 at first. A round ends when the CA returned a
+    /// certificate that failed our checks; the next round asks the CA for a new one.
+    pub round: i32,
 }
 
 /// A certificate to revoke.
@@ -25,6 +32,8 @@ pub struct SigningRequest<'a> {
 pub struct RevocationRequest<'a> {
     pub request_id: Uuid,
     pub serial_hex: &'a str,
+    /// The CA's own name of the certificate, when it has one.
+    pub certificate_name: Option<&'a str>,
     pub reason: ozo_domain::RevocationReason,
 }
 
@@ -42,6 +51,33 @@ pub struct IssuedCertificate {
     pub not_after: OffsetDateTime,
     /// The SHA-256 of the certificate DER in lowercase hex.
     pub sha256_hex: String,
+    /// How a remote CA knows the certificate; `None` for the local CA.
+    pub ca_record: Option<CaRecord>,
+}
+
+/// A certificate as a remote CA names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaRecord {
+    /// The full resource name, `projects/p/locations/l/caPools/pool/certificates/id`.
+    pub name: String,
+    pub certificate_id: String,
+    /// The idempotency id of the call that created it.
+    pub request_id: Uuid,
+    /// The resource name of the CA in the pool that signed it.
+    pub issuing_ca: String,
+}
+
+/// What a CA would issue for a request, as it describes the certificate without issuing it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificatePreview {
+    pub subject: String,
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    pub key_usages: Vec<String>,
+    pub extended_key_usages: Vec<String>,
+    pub is_ca: Option<bool>,
+    /// The CA that would sign.
+    pub issuer: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +96,13 @@ pub trait Signer: Send + Sync {
     /// Issues a client-authentication certificate for a verified CSR.
     async fn sign(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, SignError>;
 
+    /// Describes the certificate `sign` would issue, without issuing it; `None` when the
+    /// backend cannot.
+    async fn preview(&self, request: SigningRequest<'_>) -> Result<Option<CertificatePreview>, SignError> {
+        let _ = request;
+        Ok(None)
+    }
+
     /// Revokes a certificate this CA issued. Revoking a revoked certificate again
     /// succeeds, so a retried call does no harm.
     async fn revoke(&self, request: RevocationRequest<'_>) -> Result<(), SignError>;
@@ -69,4 +112,10 @@ pub trait Signer: Send + Sync {
 
     /// A short description of the backend for logs and the operator's pages.
     fn describe(&self) -> String;
+}
+
+/// The serial number in lowercase hex without the sign byte or other leading zeros.
+pub(crate) fn serial_hex(bytes: &[u8]) -> String {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    hex::encode(&bytes[first..])
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use der::asn1::ObjectIdentifier as Oid;
-use der::referenced::OwnedToRef;
 use der::pem::LineEnding;
+use der::referenced::OwnedToRef;
 use der::{Decode, DecodePem, Encode, EncodePem};
 use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
@@ -97,10 +97,8 @@ impl LocalCa {
             detail: error.to_string(),
         })?;
 
-        let public_key_der = key
-            .verifying_key()
-            .to_public_key_der()
-            .map_err(|error| LocalCaError::Build(error.to_string()))?;
+        let public_key_der =
+            key.verifying_key().to_public_key_der().map_err(|error| LocalCaError::Build(error.to_string()))?;
         let certified_key = certificate
             .tbs_certificate
             .subject_public_key_info
@@ -166,7 +164,8 @@ impl Signer for LocalCa {
             return Ok(());
         }
 
-        let line = format!("{}\t{}\t{}\n", request.serial_hex, request.reason, OffsetDateTime::now_utc().unix_timestamp());
+        let line =
+            format!("{}\t{}\t{}\n", request.serial_hex, request.reason, OffsetDateTime::now_utc().unix_timestamp());
         let appended = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -195,20 +194,15 @@ fn describe_certificate(certificate: &Certificate, chain_pem: String) -> Result<
     let to_offset = |t: Time| OffsetDateTime::from(t.to_system_time());
     Ok(IssuedCertificate {
         sha256_hex: hex::encode(Sha256::digest(&der)),
-        serial_hex: serial_hex(tbs.serial_number.as_bytes()),
+        serial_hex: crate::serial_hex(tbs.serial_number.as_bytes()),
         issuer: tbs.issuer.to_string(),
         not_before: to_offset(tbs.validity.not_before),
         not_after: to_offset(tbs.validity.not_after),
         der,
         pem,
         chain_pem,
+        ca_record: None,
     })
-}
-
-/// The serial number in lowercase hex without the sign byte or other leading zeros.
-fn serial_hex(bytes: &[u8]) -> String {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
-    hex::encode(&bytes[first..])
 }
 
 /// A random positive serial number of 128 bits.
@@ -241,7 +235,8 @@ fn create(directory: &Path, common_name: &str, organization: &str) -> Result<(),
     fs::create_dir_all(parent).map_err(|source| io("create", parent, source))?;
 
     let key = SigningKey::random(&mut OsRng);
-    let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| LocalCaError::Build(e.to_string()))?;
+    let spki =
+        SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| LocalCaError::Build(e.to_string()))?;
     // RFC 4514 strings list the last RDN first, so this encodes CN first, then O, like
     // the client subjects.
     let subject = Name::from_str(&format!("O={},CN={}", escape_rdn_value(organization), escape_rdn_value(common_name)))
@@ -254,10 +249,7 @@ fn create(directory: &Path, common_name: &str, organization: &str) -> Result<(),
     let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| LocalCaError::Build(e.to_string()))?;
 
     let staging = parent.join(format!(".new-ca-{}", uuid::Uuid::new_v4()));
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging)
-        .map_err(|source| io("create", &staging, source))?;
+    fs::DirBuilder::new().mode(0o700).create(&staging).map_err(|source| io("create", &staging, source))?;
     write_file(&staging.join(KEY_FILE), key_pem.as_bytes(), 0o600)?;
     write_file(&staging.join(CERT_FILE), certificate_pem.as_bytes(), 0o644)?;
 
@@ -285,9 +277,7 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LocalCaErro
         .mode(mode)
         .open(path)
         .map_err(|source| io("create", path, source))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io("write", path, source))
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|source| io("write", path, source))
 }
 
 fn io(action: &'static str, path: &Path, source: std::io::Error) -> LocalCaError {

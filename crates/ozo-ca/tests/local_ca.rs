@@ -26,10 +26,8 @@ async fn local_ca_issues_client_certificate() {
 
     let csr = verified("staging-valid.csr", 0);
     let request_id = uuid::Uuid::new_v4();
-    let issued = ca
-        .sign(SigningRequest { request_id, csr: &csr, lifetime: time::Duration::days(365) })
-        .await
-        .unwrap();
+    let issued =
+        ca.sign(SigningRequest { request_id, csr: &csr, lifetime: time::Duration::days(365), round: 1 }).await.unwrap();
 
     let certificate = Certificate::from_der(&issued.der).unwrap();
     let tbs = &certificate.tbs_certificate;
@@ -40,10 +38,7 @@ async fn local_ca_issues_client_certificate() {
     assert_eq!(tbs.issuer.to_string(), "O=OZOverbindzorg,CN=ozo-signer staging CA");
     assert_eq!(tbs.issuer.0[0].0.get(0).unwrap().oid.to_string(), "2.5.4.3");
     assert_eq!(issued.issuer, tbs.issuer.to_string());
-    assert_eq!(
-        der::Encode::to_der(&tbs.subject_public_key_info).unwrap(),
-        csr.spki_der()
-    );
+    assert_eq!(der::Encode::to_der(&tbs.subject_public_key_info).unwrap(), csr.spki_der());
     // 128 random bits: at most 16 bytes, plus a 0x00 sign byte when the top bit is set.
     let serial = tbs.serial_number.as_bytes();
     assert!(serial.len() <= 17, "{serial:?}");
@@ -56,17 +51,18 @@ async fn local_ca_issues_client_certificate() {
     assert!(!basic.ca);
     let (_, key_usage) = certificate.tbs_certificate.get::<KeyUsage>().unwrap().unwrap();
     assert!(key_usage.digital_signature());
-    assert_eq!(key_usage.0.bits(), x509_cert::der::flagset::FlagSet::<KeyUsages>::from(KeyUsages::DigitalSignature).bits());
+    assert_eq!(
+        key_usage.0.bits(),
+        x509_cert::der::flagset::FlagSet::<KeyUsages>::from(KeyUsages::DigitalSignature).bits()
+    );
     let (_, eku) = certificate.tbs_certificate.get::<ExtendedKeyUsage>().unwrap().unwrap();
     assert_eq!(eku.0, vec![der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2")]);
     let extension_count = tbs.extensions.as_ref().map(Vec::len).unwrap_or(0);
     assert_eq!(extension_count, 5, "basicConstraints, keyUsage, EKU, SKI, AKI");
 
     // Two certificates for the same CA get different serials.
-    let again = ca
-        .sign(SigningRequest { request_id, csr: &csr, lifetime: time::Duration::days(30) })
-        .await
-        .unwrap();
+    let again =
+        ca.sign(SigningRequest { request_id, csr: &csr, lifetime: time::Duration::days(30), round: 1 }).await.unwrap();
     assert_ne!(again.serial_hex, issued.serial_hex);
     assert_eq!((again.not_after - again.not_before).whole_days(), 30);
 }
@@ -94,4 +90,45 @@ fn local_ca_rejects_readable_key() {
     std::fs::set_permissions(path.join("ca-key.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let error = LocalCa::open(&path).err().expect("a world-readable key is rejected");
     assert!(error.to_string().contains("chmod 600"), "{error}");
+}
+
+#[tokio::test]
+async fn check_issued_accepts_the_right_certificate_and_names_each_mismatch() {
+    use ozo_ca::{check_issued, CertificateMismatch};
+
+    let dir = tempfile::tempdir().unwrap();
+    let staging = LocalCa::open_or_create(&dir.path().join("staging"), "staging CA", "OZOverbindzorg").unwrap();
+    let production =
+        LocalCa::open_or_create(&dir.path().join("production"), "production CA", "OZOverbindzorg").unwrap();
+    let csr = verified("staging-valid.csr", 0);
+    let lifetime = time::Duration::days(30);
+    let request = SigningRequest { request_id: uuid::Uuid::new_v4(), csr: &csr, lifetime, round: 1 };
+    let issued = staging.sign(request).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+
+    assert_eq!(check_issued(&issued, &csr, lifetime, staging.ca_certificate_pem(), now), Ok(()));
+
+    // Another environment's root: the chain does not lead there.
+    let other_root = check_issued(&issued, &csr, lifetime, production.ca_certificate_pem(), now);
+    assert!(matches!(other_root, Err(CertificateMismatch::Chain(_))), "{other_root:?}");
+
+    // A certificate for another key, signed by the right CA.
+    let other_csr = verified("sha384-signature.csr", 0);
+    let other_key = check_issued(&issued, &other_csr, lifetime, staging.ca_certificate_pem(), now);
+    assert_eq!(other_key, Err(CertificateMismatch::PublicKey));
+
+    // Longer than configured.
+    let too_long = check_issued(&issued, &csr, time::Duration::days(7), staging.ca_certificate_pem(), now);
+    assert_eq!(too_long, Err(CertificateMismatch::Lifetime { days: 30, allowed_days: 7 }));
+
+    // Already expired at the time of the check.
+    let later = now + time::Duration::days(31);
+    let expired = check_issued(&issued, &csr, lifetime, staging.ca_certificate_pem(), later);
+    assert!(matches!(expired, Err(CertificateMismatch::NotCurrent { .. })), "{expired:?}");
+
+    // A chain that claims an intermediate the root did not sign.
+    let mut forged = issued.clone();
+    forged.chain_pem = production.ca_certificate_pem().to_owned();
+    let forged_chain = check_issued(&forged, &csr, lifetime, staging.ca_certificate_pem(), now);
+    assert!(matches!(forged_chain, Err(CertificateMismatch::Chain(_))), "{forged_chain:?}");
 }

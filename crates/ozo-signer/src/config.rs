@@ -84,6 +84,111 @@ pub struct EnvironmentConfig {
 pub enum CaConfig {
     /// A root CA kept in `directory`, by default `<data_dir>/ca/<environment>`.
     Local { directory: Option<PathBuf> },
+    /// A Google Cloud Certificate Authority Service pool.
+    GoogleCas(GoogleCasConfig),
+}
+
+/// One environment's CAS pool. deploy/google-cas.md shows how to create it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleCasConfig {
+    pub project: String,
+    pub location: String,
+    pub ca_pool: String,
+    /// The id of the CA in the pool that must sign; any enabled CA of the pool when unset.
+    pub issuing_ca: Option<String>,
+    /// The full resource name of a certificate template.
+    pub certificate_template: Option<String>,
+    /// A PEM file with the pool's root certificate. Every certificate must chain to it.
+    pub root_certificate: PathBuf,
+    pub credentials: CasCredentialsChoice,
+    /// The service-account key file, with `credentials = "service-account-key"`.
+    pub service_account_key: Option<PathBuf>,
+    /// The CAS address; Google's when unset. Tests point it at a fake on 127.0.0.1.
+    pub endpoint: Option<String>,
+    #[serde(default = "default_cas_requests_per_second")]
+    pub requests_per_second: u32,
+    #[serde(default = "default_cas_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+/// How ozo-signer authenticates to CAS. There is no default, so that a configuration
+/// never reaches for the metadata server by accident.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CasCredentialsChoice {
+    /// Workload identity or another form of application default credentials.
+    ApplicationDefault,
+    /// A key file named by `service_account_key`.
+    ServiceAccountKey,
+    /// No credentials: only for tests against a local fake.
+    Anonymous,
+}
+
+/// CAS allows about 7 CreateCertificate calls per second per Enterprise CA; 5 leaves room
+/// for a second instance's retries.
+fn default_cas_requests_per_second() -> u32 {
+    5
+}
+
+fn default_cas_timeout_seconds() -> u64 {
+    30
+}
+
+impl GoogleCasConfig {
+    /// Checks the section and reads the pinned root; errors name the key.
+    pub fn settings(&self, environment: &str) -> anyhow::Result<ozo_ca::CasSettings> {
+        let key = |name: &str| format!("environments.{environment}.ca.{name}");
+        for (name, value) in [("project", &self.project), ("location", &self.location), ("ca_pool", &self.ca_pool)] {
+            if value.is_empty() || value.contains('/') || value.trim() != value {
+                bail!("{}: expected a CAS resource id without slashes or spaces, found {value:?}", key(name));
+            }
+        }
+        let requests_per_second = std::num::NonZeroU32::new(self.requests_per_second)
+            .with_context(|| format!("{}: expected at least 1", key("requests_per_second")))?;
+        if !(1..=600).contains(&self.timeout_seconds) {
+            bail!("{}: expected 1 to 600 seconds, found {}", key("timeout_seconds"), self.timeout_seconds);
+        }
+        let credentials = match (self.credentials, &self.service_account_key) {
+            (CasCredentialsChoice::ServiceAccountKey, Some(path)) => {
+                ozo_ca::CasCredentials::ServiceAccountKey(path.clone())
+            }
+            (CasCredentialsChoice::ServiceAccountKey, None) => {
+                bail!(
+                    "{}: expected the path of the key file with credentials = \"service-account-key\"",
+                    key("service_account_key")
+                )
+            }
+            (_, Some(_)) => {
+                bail!(
+                    "{}: only used with credentials = \"service-account-key\"; remove it or change credentials",
+                    key("service_account_key")
+                )
+            }
+            (CasCredentialsChoice::ApplicationDefault, None) => ozo_ca::CasCredentials::ApplicationDefault,
+            (CasCredentialsChoice::Anonymous, None) => ozo_ca::CasCredentials::Anonymous,
+        };
+        if let Some(endpoint) = &self.endpoint {
+            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                bail!("{}: expected an http:// or https:// URL, found {endpoint:?}", key("endpoint"));
+            }
+        }
+        let root_pem = std::fs::read_to_string(&self.root_certificate).with_context(|| {
+            format!("{}: failed to read {}", key("root_certificate"), self.root_certificate.display())
+        })?;
+        Ok(ozo_ca::CasSettings {
+            project: self.project.clone(),
+            location: self.location.clone(),
+            ca_pool: self.ca_pool.clone(),
+            issuing_ca: self.issuing_ca.clone().filter(|id| !id.is_empty()),
+            certificate_template: self.certificate_template.clone().filter(|t| !t.is_empty()),
+            root_pem,
+            credentials,
+            endpoint: self.endpoint.clone(),
+            requests_per_second,
+            timeout: std::time::Duration::from_secs(self.timeout_seconds),
+        })
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -130,7 +235,8 @@ impl Config {
 
     /// Reads and checks a configuration file. Errors name the file and the key.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read the config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the config file {}", path.display()))?;
         Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -194,7 +300,10 @@ impl Config {
             .iter()
             .map(|(name, env)| Environment {
                 name: EnvironmentName::parse(name).expect("environment names were checked when the config was loaded"),
-                subject: ExpectedSubject { common_name: env.common_name.clone(), organization: env.organization.clone() },
+                subject: ExpectedSubject {
+                    common_name: env.common_name.clone(),
+                    organization: env.organization.clone(),
+                },
             })
             .collect()
     }
@@ -254,6 +363,64 @@ mod tests {
         );
         let error = format!("{:#}", Config::parse(&text).unwrap_err());
         assert!(error.contains("environments.production.allow_uploads_without_invitation: expected false"), "{error}");
+    }
+
+    const CAS_SECTION: &str = r#"
+[environments.production.ca]
+backend = "google-cas"
+project = "ozo-pki"
+location = "europe-west4"
+ca_pool = "ozo-clients-production"
+root_certificate = "ROOT"
+credentials = "anonymous"
+endpoint = "http://127.0.0.1:9"
+"#;
+
+    fn with_cas(section: &str) -> String {
+        let start = EXAMPLE.find("[environments.production.ca]").unwrap();
+        let end = start + EXAMPLE[start..].find("\n[").unwrap_or(EXAMPLE.len() - start);
+        format!("{}{}{}", &EXAMPLE[..start], section, &EXAMPLE[end..])
+    }
+
+    #[test]
+    fn google_cas_section_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let config = Config::parse(&with_cas(&CAS_SECTION.replace("ROOT", root.to_str().unwrap()))).unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else {
+            panic!("expected the google-cas backend");
+        };
+        let settings = cas.settings("production").unwrap();
+        assert_eq!(settings.pool_name(), "projects/ozo-pki/locations/europe-west4/caPools/ozo-clients-production");
+        assert_eq!(settings.credentials, ozo_ca::CasCredentials::Anonymous);
+        assert_eq!(settings.requests_per_second.get(), 5);
+        assert_eq!(settings.timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn google_cas_errors_name_the_key() {
+        let missing_credentials = with_cas(&CAS_SECTION.replace("credentials = \"anonymous\"\n", ""));
+        let error = format!("{:#}", Config::parse(&missing_credentials).unwrap_err());
+        assert!(error.contains("missing field `credentials`"), "{error}");
+
+        let config =
+            Config::parse(&with_cas(&CAS_SECTION.replace("ca_pool = \"ozo-clients-production\"", "ca_pool = \"a/b\"")))
+                .unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+        let error = format!("{:#}", cas.settings("production").unwrap_err());
+        assert!(error.contains("environments.production.ca.ca_pool: expected a CAS resource id"), "{error}");
+
+        let config = Config::parse(&with_cas(CAS_SECTION)).unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+        let error = format!("{:#}", cas.settings("production").unwrap_err());
+        assert!(error.contains("environments.production.ca.root_certificate: failed to read ROOT"), "{error}");
+
+        let key_without_file = with_cas(&CAS_SECTION.replace("\"anonymous\"", "\"service-account-key\""));
+        let config = Config::parse(&key_without_file).unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+        let error = format!("{:#}", cas.settings("production").unwrap_err());
+        assert!(error.contains("environments.production.ca.service_account_key: expected the path"), "{error}");
     }
 
     #[test]

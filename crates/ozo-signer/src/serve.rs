@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ozo_ca::{LocalCa, Signer};
+use ozo_ca::{GoogleCas, LocalCa, Signer};
 use ozo_store::accounts;
 use ozo_web::{auth, AppState, EnvironmentRuntime, WebSettings};
 use secrecy::{ExposeSecret, SecretString};
@@ -36,44 +36,49 @@ pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Opens or creates each environment's CA.
-fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRuntime>> {
-    config
-        .domain_environments()
-        .into_iter()
-        .map(|environment| {
-            let section = &config.environments[environment.name.as_str()];
-            let signer: Arc<dyn Signer> = match &section.ca {
-                CaConfig::Local { directory } => {
-                    let directory = directory
-                        .clone()
-                        .unwrap_or_else(|| config.data_dir.join("ca").join(environment.name.as_str()));
-                    let common_name = format!("ozo-signer {} CA", environment.name);
-                    let ca = LocalCa::open_or_create(&directory, &common_name, &environment.subject.organization)
-                        .with_context(|| format!("environments.{}.ca: failed to open the local CA", environment.name))?;
-                    Arc::new(ca)
-                }
-            };
-            tracing::info!(environment = %environment.name, ca = signer.describe(), "environment ready");
-            Ok(EnvironmentRuntime {
-                lifetime: time::Duration::days(section.certificate_lifetime_days.into()),
-                allow_uploads_without_invitation: section.allow_uploads_without_invitation,
-                test_url: section.test_url.clone().unwrap_or_default(),
-                environment,
-                signer,
-            })
-        })
-        .collect()
+pub async fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRuntime>> {
+    let mut runtimes = Vec::new();
+    for environment in config.domain_environments() {
+        let section = &config.environments[environment.name.as_str()];
+        let signer: Arc<dyn Signer> = match &section.ca {
+            CaConfig::Local { directory } => {
+                let directory =
+                    directory.clone().unwrap_or_else(|| config.data_dir.join("ca").join(environment.name.as_str()));
+                let common_name = format!("ozo-signer {} CA", environment.name);
+                let ca = LocalCa::open_or_create(&directory, &common_name, &environment.subject.organization)
+                    .with_context(|| format!("environments.{}.ca: failed to open the local CA", environment.name))?;
+                Arc::new(ca)
+            }
+            CaConfig::GoogleCas(cas) => {
+                let settings = cas.settings(environment.name.as_str())?;
+                let ca = GoogleCas::connect(settings).await.with_context(|| {
+                    format!("environments.{}.ca: failed to set up the CAS client", environment.name)
+                })?;
+                Arc::new(ca)
+            }
+        };
+        tracing::info!(environment = %environment.name, ca = signer.describe(), "environment ready");
+        runtimes.push(EnvironmentRuntime {
+            lifetime: time::Duration::days(section.certificate_lifetime_days.into()),
+            allow_uploads_without_invitation: section.allow_uploads_without_invitation,
+            test_url: section.test_url.clone().unwrap_or_default(),
+            environment,
+            signer,
+        });
+    }
+    Ok(runtimes)
 }
 
 pub async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let pool = connect(&config).await?;
     ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
-    let listen = listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
+    let listen =
+        listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
     run_server(&config, pool, listen).await
 }
 
 async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow::Result<()> {
-    let environments = environments(config)?;
+    let environments = environments(config).await?;
     let settings = WebSettings {
         secure_cookies: config.secure_cookies,
         limits: config.rate_limits.to_limits(),
@@ -83,7 +88,8 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), shutdown_signal()));
     let app = ozo_web::router(state);
 
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(listen = %address, "serving");
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -118,9 +124,13 @@ pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operat
     }
     drop(conn);
 
-    let state = AppState::new(pool, environments(&config)?, WebSettings::default());
+    let state = AppState::new(pool, environments(&config).await?, WebSettings::default());
     let row = ozo_web::revoke_request(&state, request_id, operator, reason).await.map_err(|error| match error {
-        ozo_web::ApiError::BadRequest(text) | ozo_web::ApiError::Conflict { text, .. } | ozo_web::ApiError::NotFound(text) => {
+        ozo_web::ApiError::BadRequest(text)
+        | ozo_web::ApiError::Conflict { text, .. }
+        | ozo_web::ApiError::NotFound(text)
+        | ozo_web::ApiError::CaRefused(text)
+        | ozo_web::ApiError::CaUnavailable(text) => {
             anyhow::anyhow!("{}", text.en)
         }
         other => anyhow::anyhow!("{other}"),

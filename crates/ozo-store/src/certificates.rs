@@ -16,6 +16,16 @@ pub struct NewCertificate<'a> {
     pub not_after: OffsetDateTime,
     pub sha256: &'a [u8],
     pub spki_sha256: &'a [u8],
+    pub remote: Option<RemoteRecord<'a>>,
+}
+
+/// How a remote CA names a certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteRecord<'a> {
+    pub name: &'a str,
+    pub certificate_id: &'a str,
+    pub request_id: Uuid,
+    pub issuing_ca: &'a str,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -37,6 +47,11 @@ pub struct CertificateRow {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     pub revocation_reason: Option<String>,
+    /// The remote CA's resource name of the certificate.
+    pub ca_certificate_name: Option<String>,
+    pub ca_certificate_id: Option<String>,
+    pub ca_request_id: Option<Uuid>,
+    pub issuing_ca: Option<String>,
 }
 
 /// Records a certificate. A request has at most one: a second insert fails.
@@ -45,8 +60,9 @@ pub async fn insert(conn: &mut PgConnection, certificate: &NewCertificate<'_>) -
     let id = Uuid::new_v4();
     sqlx::query!(
         r#"INSERT INTO certificates
-               (id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256, spki_sha256)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+               (id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256, spki_sha256,
+                ca_certificate_name, ca_certificate_id, ca_request_id, issuing_ca)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
         id,
         certificate.request_id,
         certificate.serial_hex,
@@ -57,6 +73,10 @@ pub async fn insert(conn: &mut PgConnection, certificate: &NewCertificate<'_>) -
         certificate.not_after,
         certificate.sha256,
         certificate.spki_sha256,
+        certificate.remote.map(|remote| remote.name),
+        certificate.remote.map(|remote| remote.certificate_id),
+        certificate.remote.map(|remote| remote.request_id),
+        certificate.remote.map(|remote| remote.issuing_ca),
     )
     .execute(conn)
     .await?;
@@ -82,7 +102,7 @@ pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Op
     sqlx::query_as!(
         CertificateRow,
         r#"SELECT id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256,
-                  revoked_at, revocation_reason
+                  revoked_at, revocation_reason, ca_certificate_name, ca_certificate_id, ca_request_id, issuing_ca
            FROM certificates WHERE request_id = $1"#,
         request_id
     )

@@ -200,7 +200,10 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>
 
 /// Finds the request behind a client's status page.
 #[tracing::instrument(name = "db.find_request_by_status_token", skip_all)]
-pub async fn find_by_status_token(conn: &mut PgConnection, token_sha256: &[u8]) -> Result<Option<RequestRow>, StoreError> {
+pub async fn find_by_status_token(
+    conn: &mut PgConnection,
+    token_sha256: &[u8],
+) -> Result<Option<RequestRow>, StoreError> {
     let raw = sqlx::query_as!(
         RawRequest,
         r#"SELECT id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
@@ -241,7 +244,9 @@ pub async fn list(
 pub enum Transition {
     Done,
     /// The request was not in the expected state; nothing changed.
-    Conflict { current: RequestStatus },
+    Conflict {
+        current: RequestStatus,
+    },
     NotFound,
 }
 
@@ -271,9 +276,7 @@ pub async fn transition(
         return Ok(Transition::Done);
     }
 
-    let current = sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1", id)
-        .fetch_optional(conn)
-        .await?;
+    let current = sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1", id).fetch_optional(conn).await?;
     match current {
         None => Ok(Transition::NotFound),
         Some(status) => {
@@ -281,4 +284,18 @@ pub async fn transition(
             Ok(Transition::Conflict { current })
         }
     }
+}
+
+/// The signing round of a request: 1 until a CA's certificate for it failed our checks.
+#[tracing::instrument(name = "db.signing_round", skip(conn))]
+pub async fn signing_round(conn: &mut PgConnection, id: Uuid) -> Result<i32, sqlx::Error> {
+    let round = sqlx::query_scalar!("SELECT signing_round FROM requests WHERE id = $1", id).fetch_one(conn).await?;
+    Ok(round)
+}
+
+/// Starts a new signing round, so that the next attempt asks the CA for a new certificate.
+#[tracing::instrument(name = "db.next_signing_round", skip(conn))]
+pub async fn next_signing_round(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE requests SET signing_round = signing_round + 1 WHERE id = $1", id).execute(conn).await?;
+    Ok(())
 }

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests", post(create_request).get(list_requests))
         .route("/api/v1/requests/{id}", get(get_request))
         .route("/api/v1/requests/{id}/certificate", get(get_certificate))
+        .route("/api/v1/requests/{id}/preview", get(preview_request))
         .route("/api/v1/requests/{id}/approve", post(approve_request))
         .route("/api/v1/requests/{id}/deny", post(deny_request))
         .route("/api/v1/requests/{id}/retry", post(retry_request))
@@ -131,7 +132,11 @@ async fn get_request(
 }
 
 /// Builds the JSON response for a request, with its certificate if it has one.
-async fn request_response(state: &AppState, row: &ozo_store::requests::RequestRow, lang: ozo_domain::Lang) -> Result<Response, ApiError> {
+async fn request_response(
+    state: &AppState,
+    row: &ozo_store::requests::RequestRow,
+    lang: ozo_domain::Lang,
+) -> Result<Response, ApiError> {
     let mut conn = state.pool().acquire().await?;
     let certificate = certificates::for_request(&mut conn, row.id).await?;
     let findings = findings_of(row);
@@ -152,7 +157,9 @@ async fn get_certificate(State(state): State<AppState>, RequestId(id): RequestId
         } else {
             Text::new(
                 format!("Request {id} has no certificate yet: it is {current}. Check again when it is issued."),
-                format!("Aanvraag {id} heeft nog geen certificaat: de status is {current}. Kijk opnieuw als die issued is."),
+                format!(
+                    "Aanvraag {id} heeft nog geen certificaat: de status is {current}. Kijk opnieuw als die issued is."
+                ),
             )
         };
         return Err(ApiError::Conflict { current, text });
@@ -170,9 +177,13 @@ async fn get_certificate(State(state): State<AppState>, RequestId(id): RequestId
 }
 
 /// `GET /api/v1/environments/{environment}/ca.pem`: the CA certificate of an environment.
-async fn get_ca_certificate(State(state): State<AppState>, Path(environment): Path<String>) -> Result<Response, ApiError> {
+async fn get_ca_certificate(
+    State(state): State<AppState>,
+    Path(environment): Path<String>,
+) -> Result<Response, ApiError> {
     let runtime = state.environment(&environment).ok_or_else(|| {
-        let known = state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
+        let known =
+            state.environments().map(|runtime| runtime.environment.name.as_str()).collect::<Vec<_>>().join(", ");
         ApiError::NotFound(Text::new(
             format!("Unknown environment {environment:?}; expected one of: {known}."),
             format!("Onbekende omgeving {environment:?}; verwacht werd een van: {known}."),
@@ -217,11 +228,8 @@ async fn list_requests(
     let mut conn = state.pool().acquire().await?;
     let rows = requests::list(&mut conn, status, limit).await?;
     let findings: Vec<_> = rows.iter().map(findings_of).collect();
-    let views: Vec<_> = rows
-        .iter()
-        .zip(&findings)
-        .map(|(row, findings)| request_view(row, findings, None, lang))
-        .collect();
+    let views: Vec<_> =
+        rows.iter().zip(&findings).map(|(row, findings)| request_view(row, findings, None, lang)).collect();
     Ok(Json(serde_json::json!({ "requests": views })).into_response())
 }
 
@@ -238,6 +246,33 @@ async fn approve_request(
     let row = issuance::approve(&state, id, &operator.name).await?;
 
     request_response(&state, &row, lang).await
+}
+
+/// `GET /api/v1/requests/{id}/preview`: the certificate the CA would issue, without
+/// issuing it; `supported` is false when the backend cannot tell.
+async fn preview_request(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    RequestId(id): RequestId,
+) -> Result<Response, ApiError> {
+    account.require("operator")?;
+
+    let preview = issuance::preview(&state, id).await?;
+
+    let body = match preview {
+        None => serde_json::json!({ "supported": false }),
+        Some(preview) => serde_json::json!({
+            "supported": true,
+            "subject": preview.subject,
+            "not_before": preview.not_before.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "not_after": preview.not_after.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "key_usages": preview.key_usages,
+            "extended_key_usages": preview.extended_key_usages,
+            "is_ca": preview.is_ca,
+            "issuer": preview.issuer,
+        }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `POST /api/v1/requests/{id}/retry`: sends a failed request back to signing.
@@ -266,7 +301,9 @@ async fn revoke_request(
     let Json(body) = body.map_err(|rejection| {
         ApiError::BadRequest(Text::new(
             format!("Expected a JSON body {{\"reason\": \"keyCompromise\"}} with an RFC 5280 reason: {rejection}"),
-            format!("Verwacht werd een JSON-body {{\"reason\": \"keyCompromise\"}} met een reden uit RFC 5280: {rejection}"),
+            format!(
+                "Verwacht werd een JSON-body {{\"reason\": \"keyCompromise\"}} met een reden uit RFC 5280: {rejection}"
+            ),
         ))
     })?;
 
@@ -342,7 +379,13 @@ async fn create_invitation(
         environments: body.environments,
         valid_days: body.valid_days,
     };
-    let (row, code) = crate::invitations::create(state.pool(), &state.environment_names(), input, &format!("account:{}", operator.name)).await?;
+    let (row, code) = crate::invitations::create(
+        state.pool(),
+        &state.environment_names(),
+        input,
+        &format!("account:{}", operator.name),
+    )
+    .await?;
 
     let mut answer = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
     answer["code"] = code.clone().into();

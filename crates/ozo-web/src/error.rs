@@ -42,6 +42,12 @@ pub enum ApiError {
     /// 422: the CSR failed validation. The rejected request was recorded under `request_id`.
     #[error("CSR rejected")]
     Rejected { request_id: Uuid, findings: Vec<Finding> },
+    /// 502: the CA refused the call; the text carries its answer for the operator.
+    #[error("the CA refused the call")]
+    CaRefused(Text),
+    /// 503: the CA could not be reached, so nothing was changed; the call may be repeated.
+    #[error("the CA is unavailable")]
+    CaUnavailable(Text),
     /// 500: anything else. The body omits the cause, which is logged.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -82,6 +88,8 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::CaRefused(_) => StatusCode::BAD_GATEWAY,
+            ApiError::CaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +125,10 @@ fn title(status: StatusCode, lang: Lang) -> &'static str {
         (413, Lang::Nl) => "Upload te groot",
         (422, Lang::En) => "CSR rejected",
         (422, Lang::Nl) => "CSR afgewezen",
+        (502, Lang::En) => "The CA refused",
+        (502, Lang::Nl) => "De CA weigerde",
+        (503, Lang::En) => "The CA is unavailable",
+        (503, Lang::Nl) => "De CA is niet bereikbaar",
         (_, Lang::En) => "Internal server error",
         (_, Lang::Nl) => "Interne serverfout",
     }
@@ -129,7 +141,11 @@ impl IntoResponse for ApiError {
 
         let title = title(status, lang);
         let body = match &self {
-            ApiError::BadRequest(text) | ApiError::NotFound(text) | ApiError::Invitation(text) => {
+            ApiError::BadRequest(text)
+            | ApiError::NotFound(text)
+            | ApiError::Invitation(text)
+            | ApiError::CaRefused(text)
+            | ApiError::CaUnavailable(text) => {
                 json!({ "title": title, "status": status.as_u16(), "detail": text.get(lang) })
             }
             ApiError::TooManyRequests { retry_after } => json!({
@@ -221,10 +237,9 @@ impl IntoResponse for ApiError {
             }
         } else {
             let mut response = (status, axum::Json(body)).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/problem+json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
             response
         };
         if let ApiError::TooManyRequests { retry_after } = &self {
@@ -234,9 +249,7 @@ impl IntoResponse for ApiError {
             }
         }
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -1,8 +1,8 @@
 //! Language negotiation and the texts of the pages, in English and Dutch.
 
 use axum::extract::{FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use ozo_domain::Lang;
@@ -92,7 +92,12 @@ pub async fn negotiate_language(request: Request, next: Next) -> Response {
         .is_some_and(|value| value.contains("text/html"));
     let context = RequestContext {
         target: request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned()),
-        wants_html: !path.starts_with("/api/") && (accepts_html || request.method() != axum::http::Method::GET || path.starts_with("/status/") || path.starts_with("/operator/") || path == "/upload"),
+        wants_html: !path.starts_with("/api/")
+            && (accepts_html
+                || request.method() != axum::http::Method::GET
+                || path.starts_with("/status/")
+                || path.starts_with("/operator/")
+                || path == "/upload"),
     };
     let mut response = LANG.scope(lang, CONTEXT.scope(context, next.run(request))).await;
 
@@ -146,6 +151,14 @@ pub struct PageTexts {
     pub reason: &'static str,
     pub approve: &'static str,
     pub approve_confirm: &'static str,
+    pub preview: &'static str,
+    pub subject: &'static str,
+    pub preview_button: &'static str,
+    pub preview_unsupported: &'static str,
+    pub key_usage: &'static str,
+    pub extended_key_usage: &'static str,
+    pub valid_from: &'static str,
+    pub issuing_ca: &'static str,
     pub deny: &'static str,
     pub deny_reason: &'static str,
     pub certificate: &'static str,
@@ -190,9 +203,11 @@ pub const EN: PageTexts = PageTexts {
     other_lang: "nl",
     other_lang_name: "Nederlands",
     service: "ozo-signer",
-    tagline: "Client certificates for the OZO platform: upload a CSR, an operator approves it, download the certificate.",
+    tagline:
+        "Client certificates for the OZO platform: upload a CSR, an operator approves it, download the certificate.",
     operator_login: "Operator sign-in",
-    client_intro: "Clients upload their CSR with the link from their invitation, on the upload page or through the API.",
+    client_intro:
+        "Clients upload their CSR with the link from their invitation, on the upload page or through the API.",
     name: "Account name",
     password: "Password",
     sign_in: "Sign in",
@@ -213,6 +228,14 @@ pub const EN: PageTexts = PageTexts {
     reason: "Reason",
     approve: "Approve and sign",
     approve_confirm: "I checked the organisation, the contact and the findings",
+    preview: "Certificate the CA would issue",
+    subject: "Subject",
+    preview_button: "Ask the CA for a preview",
+    preview_unsupported: "This environment's CA cannot show a certificate before issuing it.",
+    key_usage: "Key usage",
+    extended_key_usage: "Extended key usage",
+    valid_from: "Valid from",
+    issuing_ca: "Issuing CA",
     deny: "Deny",
     deny_reason: "Reason for the denial (the client sees it)",
     certificate: "Certificate",
@@ -280,6 +303,14 @@ pub const NL: PageTexts = PageTexts {
     reason: "Reden",
     approve: "Goedkeuren en ondertekenen",
     approve_confirm: "Ik heb de organisatie, de contactpersoon en de bevindingen gecontroleerd",
+    preview: "Certificaat dat de CA zou uitgeven",
+    subject: "Onderwerp",
+    preview_button: "Vraag de CA om een voorbeeld",
+    preview_unsupported: "De CA van deze omgeving kan een certificaat niet tonen voordat het is uitgegeven.",
+    key_usage: "Sleutelgebruik",
+    extended_key_usage: "Uitgebreid sleutelgebruik",
+    valid_from: "Geldig vanaf",
+    issuing_ca: "Uitgevende CA",
     deny: "Afwijzen",
     deny_reason: "Reden van de afwijzing (de client ziet deze)",
     certificate: "Certificaat",

@@ -82,8 +82,21 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
     let csr = match verdict {
         Verdict::Accepted(csr) => csr,
         Verdict::Rejected(rejected) => {
-            let record = Rejection { der: rejected.der.as_deref(), spki_sha256: rejected.spki_sha256.as_ref().map(|h| h.as_slice()) };
-            return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, rejected.findings).await);
+            let record = Rejection {
+                der: rejected.der.as_deref(),
+                spki_sha256: rejected.spki_sha256.as_ref().map(|h| h.as_slice()),
+            };
+            return Err(record_rejection(
+                state,
+                id,
+                environment_name,
+                organisation,
+                contact,
+                origin,
+                record,
+                rejected.findings,
+            )
+            .await);
         }
     };
 
@@ -93,7 +106,9 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
         let mut findings = csr.warnings().to_vec();
         findings.insert(0, Finding::exposed_key());
         let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-        return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await);
+        return Err(
+            record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await
+        );
     }
     let status_token = crate::auth::random_secret();
     let inserted = requests::insert(
@@ -120,7 +135,9 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
             let mut findings = csr.warnings().to_vec();
             findings.insert(0, Finding::key_reuse());
             let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-            return Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await);
+            return Err(
+                record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await
+            );
         }
         Err(error) => return Err(error.into()),
     }
@@ -186,7 +203,14 @@ async fn record_rejection(
         )
         .await?;
         let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
-        events::append(&mut tx, &Actor::Client, Some(id), "request.rejected", json!({ "reason": reason, "findings": codes })).await?;
+        events::append(
+            &mut tx,
+            &Actor::Client,
+            Some(id),
+            "request.rejected",
+            json!({ "reason": reason, "findings": codes }),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<(), StoreError>(())
     }
@@ -201,7 +225,12 @@ async fn record_rejection(
     }
 }
 
-pub(crate) fn required_text<'a>(value: &'a str, field: &str, field_nl: &str, max_chars: usize) -> Result<&'a str, ApiError> {
+pub(crate) fn required_text<'a>(
+    value: &'a str,
+    field: &str,
+    field_nl: &str,
+    max_chars: usize,
+) -> Result<&'a str, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::BadRequest(Text::new(
@@ -257,6 +286,45 @@ pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<Reque
     load_request(state, id).await
 }
 
+/// Asks the environment's CA which certificate it would issue for a pending request,
+/// without issuing it. `None` when the backend cannot tell.
+pub async fn preview(state: &AppState, id: Uuid) -> Result<Option<ozo_ca::CertificatePreview>, ApiError> {
+    let row = load_request(state, id).await?;
+    if !matches!(row.status, RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Failed) {
+        return Err(conflict(id, row.status, "previewed", "vooraf bekeken"));
+    }
+    let environment = state
+        .environment(&row.environment)
+        .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
+    let stored = row.csr_der.as_deref().unwrap_or_default();
+    let Verdict::Accepted(csr) = validate(stored, &environment.environment, state.environment_list()) else {
+        return Err(ApiError::Conflict {
+            current: row.status,
+            text: Text::new(
+                format!("The stored CSR of request {id} no longer passes validation, so the CA cannot be asked."),
+                format!("De opgeslagen CSR van verzoek {id} voldoet niet meer aan de eisen, dus de CA kan niet gevraagd worden."),
+            ),
+        });
+    };
+
+    let mut conn = state.pool().acquire().await?;
+    let round = requests::signing_round(&mut conn, id).await?;
+    drop(conn);
+    let request = ozo_ca::SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime, round };
+
+    match environment.signer.preview(request).await {
+        Ok(preview) => Ok(preview),
+        Err(ozo_ca::SignError::Unavailable(error)) => Err(ApiError::CaUnavailable(Text::new(
+            format!("The CA could not be reached for a preview. Try again in a minute: {error}"),
+            format!("De CA was niet bereikbaar voor een voorbeeld. Probeer het over een minuut opnieuw: {error}"),
+        ))),
+        Err(ozo_ca::SignError::Rejected(error)) => Err(ApiError::CaRefused(Text::new(
+            format!("The CA would refuse this request: {error}"),
+            format!("De CA zou dit verzoek weigeren: {error}"),
+        ))),
+    }
+}
+
 /// Sends a failed request back to signing, after an operator fixed the cause.
 pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<RequestRow, ApiError> {
     let mut tx = state.pool().begin().await?;
@@ -285,7 +353,9 @@ pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) ->
     })?;
 
     let mut tx = state.pool().begin().await?;
-    match requests::transition(&mut tx, id, RequestStatus::Issued, RequestStatus::Revoked, Some(reason.as_str())).await? {
+    match requests::transition(&mut tx, id, RequestStatus::Issued, RequestStatus::Revoked, Some(reason.as_str()))
+        .await?
+    {
         Transition::Done => {}
         Transition::Conflict { current } => return Err(conflict(id, current, "revoked", "ingetrokken")),
         Transition::NotFound => return Err(request_not_found(id)),
@@ -299,10 +369,31 @@ pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) ->
     let environment = state
         .environment(&row.environment)
         .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
-    let request = ozo_ca::RevocationRequest { request_id: id, serial_hex: &certificate.serial_hex, reason };
-    if let Err(error) = environment.signer.revoke(request).await {
-        tracing::error!(request.id = %id, error = %error, "revocation failed at the CA");
-        return Err(ApiError::Internal(anyhow::anyhow!("the CA did not revoke certificate {}: {error}", certificate.serial_hex)));
+    let request = ozo_ca::RevocationRequest {
+        request_id: id,
+        serial_hex: &certificate.serial_hex,
+        certificate_name: certificate.ca_certificate_name.as_deref(),
+        reason,
+    };
+    match environment.signer.revoke(request).await {
+        Ok(()) => {}
+        Err(ozo_ca::SignError::Unavailable(error)) => {
+            tracing::warn!(request.id = %id, error, "the CA could not be reached to revoke a certificate");
+            return Err(ApiError::CaUnavailable(Text::new(
+                format!("The CA could not be reached, so certificate {} is not revoked yet. Try again in a minute: {error}", certificate.serial_hex),
+                format!("De CA was niet bereikbaar, dus certificaat {} is nog niet ingetrokken. Probeer het over een minuut opnieuw: {error}", certificate.serial_hex),
+            )));
+        }
+        Err(ozo_ca::SignError::Rejected(error)) => {
+            tracing::error!(request.id = %id, error, "the CA refused to revoke a certificate");
+            return Err(ApiError::CaRefused(Text::new(
+                format!("The CA refused to revoke certificate {}, so nothing changed: {error}", certificate.serial_hex),
+                format!(
+                    "De CA weigerde certificaat {} in te trekken, dus er is niets gewijzigd: {error}",
+                    certificate.serial_hex
+                ),
+            )));
+        }
     }
     let detail = json!({ "serial": certificate.serial_hex, "reason": reason.as_str(), "reason_code": reason.code() });
     events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "certificate.revoked", detail).await?;
@@ -328,7 +419,14 @@ pub async fn deny(state: &AppState, id: Uuid, operator: &str, reason: &str) -> R
         Transition::Conflict { current } => return Err(conflict(id, current, "denied", "afgewezen")),
         Transition::NotFound => return Err(request_not_found(id)),
     }
-    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.denied", json!({ "reason": reason })).await?;
+    events::append(
+        &mut tx,
+        &Actor::Account(operator.to_owned()),
+        Some(id),
+        "request.denied",
+        json!({ "reason": reason }),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, "denied a request");
     load_request(state, id).await
@@ -351,7 +449,12 @@ pub fn findings_of(row: &RequestRow) -> Vec<Finding> {
     row.findings.iter().filter_map(|stored| stored.to_finding()).collect()
 }
 
-pub fn request_view<'a>(row: &'a RequestRow, findings: &'a [Finding], certificate: Option<&'a CertificateRow>, lang: Lang) -> RequestView<'a> {
+pub fn request_view<'a>(
+    row: &'a RequestRow,
+    findings: &'a [Finding],
+    certificate: Option<&'a CertificateRow>,
+    lang: Lang,
+) -> RequestView<'a> {
     RequestView {
         row,
         findings: findings.iter().map(|f| f.to_json(lang)).collect(),

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login))
         .route("/operator/requests", get(queue))
         .route("/operator/requests/{id}", get(request_page))
+        .route("/operator/requests/{id}/preview", get(preview_page))
         .route("/operator/requests/{id}/approve", post(approve))
         .route("/operator/requests/{id}/deny", post(deny))
         .route("/operator/requests/{id}/retry", post(retry))
@@ -40,8 +41,14 @@ const STYLESHEET: &str = include_str!("../../../templates/style.css");
 /// Returns a 404 problem for unknown paths that points to the API and the operator pages.
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     let text = crate::i18n::Text::new(
-        format!("No page or API route at {}. The API is under /api/v1; operators start at /operator/requests.", uri.path()),
-        format!("Geen pagina of API-route op {}. De API staat onder /api/v1; operators beginnen op /operator/requests.", uri.path()),
+        format!(
+            "No page or API route at {}. The API is under /api/v1; operators start at /operator/requests.",
+            uri.path()
+        ),
+        format!(
+            "Geen pagina of API-route op {}. De API staat onder /api/v1; operators beginnen op /operator/requests.",
+            uri.path()
+        ),
     );
     ApiError::NotFound(text).into_response()
 }
@@ -259,6 +266,20 @@ struct RequestPage<'a> {
     failed: bool,
     issued: bool,
     reasons: Vec<&'static str>,
+    preview: Option<PreviewView>,
+}
+
+/// What the CA answered when asked for a preview.
+enum PreviewView {
+    Unsupported,
+    Certificate {
+        subject: String,
+        valid_from: String,
+        valid_until: String,
+        key_usages: String,
+        extended_key_usages: String,
+        issuer: String,
+    },
 }
 
 struct HistoryLine {
@@ -273,7 +294,28 @@ async fn request_page(
     session: PageSession,
     RequestId(id): RequestId,
 ) -> Result<Response, PageRejection> {
-    Ok(render_request(&state, lang, &session, id, None).await?)
+    Ok(render_request(&state, lang, &session, id, None, None).await?)
+}
+
+async fn preview_page(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: PageSession,
+    RequestId(id): RequestId,
+) -> Result<Response, PageRejection> {
+    let preview = match issuance::preview(&state, id).await? {
+        None => PreviewView::Unsupported,
+        Some(preview) => PreviewView::Certificate {
+            subject: preview.subject,
+            valid_from: preview.not_before.map(format_time).unwrap_or_default(),
+            valid_until: preview.not_after.map(format_time).unwrap_or_default(),
+            key_usages: preview.key_usages.join(", "),
+            extended_key_usages: preview.extended_key_usages.join(", "),
+            issuer: preview.issuer,
+        },
+    };
+
+    Ok(render_request(&state, lang, &session, id, None, Some(preview)).await?)
 }
 
 async fn render_request(
@@ -282,6 +324,7 @@ async fn render_request(
     session: &PageSession,
     id: Uuid,
     notice: Option<String>,
+    preview: Option<PreviewView>,
 ) -> Result<Response, ApiError> {
     let row = issuance::load_request(state, id).await?;
     let mut conn = state.pool().acquire().await?;
@@ -298,7 +341,11 @@ async fn render_request(
         .collect();
     let history = events
         .iter()
-        .map(|event: &Event| HistoryLine { at: format_time(event.at), actor: event.actor.clone(), kind: event.kind.clone() })
+        .map(|event: &Event| HistoryLine {
+            at: format_time(event.at),
+            actor: event.actor.clone(),
+            kind: event.kind.clone(),
+        })
         .collect();
     let page = RequestPage {
         t: page_texts(lang),
@@ -316,6 +363,7 @@ async fn render_request(
         findings,
         certificate,
         notice,
+        preview,
     };
     render(&page)
 }
@@ -341,13 +389,13 @@ async fn approve(
             Lang::En => "Tick the confirmation box to approve.",
             Lang::Nl => "Vink het bevestigingsvakje aan om goed te keuren.",
         };
-        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned())).await?);
+        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned()), None).await?);
     }
 
     match issuance::approve(&state, id, &session.account.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. }) => {
-            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
         }
         Err(error) => Err(error.into()),
     }
@@ -365,7 +413,7 @@ async fn retry(
     match issuance::retry(&state, id, &session.account.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. }) => {
-            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
         }
         Err(error) => Err(error.into()),
     }
@@ -394,13 +442,13 @@ async fn revoke(
             Lang::En => "Tick the confirmation box to revoke.",
             Lang::Nl => "Vink het bevestigingsvakje aan om in te trekken.",
         };
-        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned())).await?);
+        return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned()), None).await?);
     }
 
     match issuance::revoke(&state, id, &session.account.name, &form.reason).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. } | ApiError::BadRequest(text)) => {
-            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
         }
         Err(error) => Err(error.into()),
     }
@@ -426,7 +474,7 @@ async fn deny(
     match issuance::deny(&state, id, &session.account.name, &form.reason).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. } | ApiError::BadRequest(text)) => {
-            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned())).await?)
+            Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
         }
         Err(error) => Err(error.into()),
     }

@@ -3,18 +3,17 @@
 
 use std::time::Duration;
 
-use der::{Decode, Encode};
-use ozo_ca::{SignError, SigningRequest};
+use ozo_ca::{check_issued, SignError, SigningRequest};
 use ozo_domain::{validate, RequestStatus, Verdict};
-use ozo_store::certificates::{self, NewCertificate};
+use ozo_store::certificates::{self, NewCertificate, RemoteRecord};
 use ozo_store::events::{self, Actor};
 use ozo_store::jobs::{self, ClaimedJob};
 use ozo_store::requests::{self, Transition};
 use ozo_store::{PgConnection, StoreError};
 use rand::Rng;
 use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
-use x509_cert::Certificate;
 
 use crate::{ApiError, AppState};
 
@@ -54,10 +53,24 @@ pub async fn run_job(state: &AppState, request_id: Option<Uuid>) -> Result<bool,
         }
         Outcome::Retry(error) | Outcome::Failed(error) => {
             tracing::error!(request.id = %job.request_id, attempts = job.attempts + 1, error, "signing failed");
-            if requests::transition(&mut tx, job.request_id, RequestStatus::Approved, RequestStatus::Failed, Some(&error)).await?
+            if requests::transition(
+                &mut tx,
+                job.request_id,
+                RequestStatus::Approved,
+                RequestStatus::Failed,
+                Some(&error),
+            )
+            .await?
                 == Transition::Done
             {
-                events::append(&mut tx, &Actor::Signer, Some(job.request_id), "signing.failed", json!({ "error": error })).await?;
+                events::append(
+                    &mut tx,
+                    &Actor::Signer,
+                    Some(job.request_id),
+                    "signing.failed",
+                    json!({ "error": error }),
+                )
+                .await?;
             }
             jobs::complete(&mut tx, job.request_id).await?;
         }
@@ -100,18 +113,30 @@ async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> 
         return Ok(Outcome::Failed("the stored key fingerprint does not match the stored CSR".to_owned()));
     }
 
-    let request = SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime };
+    let round = requests::signing_round(conn, id).await?;
+    let request = SigningRequest { request_id: id, csr: &csr, lifetime: environment.lifetime, round };
     let issued = match environment.signer.sign(request).await {
         Ok(issued) => issued,
         Err(SignError::Unavailable(error)) => return Ok(Outcome::Retry(error)),
         Err(SignError::Rejected(error)) => return Ok(Outcome::Failed(error)),
     };
 
-    let certified_key = Certificate::from_der(&issued.der)
-        .ok()
-        .and_then(|certificate| certificate.tbs_certificate.subject_public_key_info.to_der().ok());
-    if certified_key.as_deref() != Some(csr.spki_der()) {
-        return Ok(Outcome::Failed("the CA returned a certificate for another public key".to_owned()));
+    let root = environment.signer.ca_certificate_pem();
+    if let Err(mismatch) = check_issued(&issued, &csr, environment.lifetime, root, OffsetDateTime::now_utc()) {
+        let ca_name = issued.ca_record.as_ref().map(|record| record.name.as_str());
+        tracing::error!(
+            request.id = %id,
+            certificate.serial = %issued.serial_hex,
+            certificate.ca_name = ca_name,
+            error = %mismatch,
+            "the CA returned a certificate that fails our checks; it is not recorded"
+        );
+        // The next attempt asks the CA for a new certificate instead of this one.
+        requests::next_signing_round(conn, id).await?;
+        let detail =
+            json!({ "serial": issued.serial_hex, "ca_name": ca_name, "round": round, "error": mismatch.to_string() });
+        events::append(conn, &Actor::Signer, Some(id), "certificate.rejected", detail).await?;
+        return Ok(Outcome::Failed(format!("the CA returned a certificate that fails our checks: {mismatch}")));
     }
     let Ok(sha256) = hex::decode(&issued.sha256_hex) else {
         return Ok(Outcome::Failed("the CA returned an invalid certificate fingerprint".to_owned()));
@@ -132,10 +157,17 @@ async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> 
             not_after: issued.not_after,
             sha256: &sha256,
             spki_sha256: &csr.spki_sha256(),
+            remote: issued.ca_record.as_ref().map(|record| RemoteRecord {
+                name: &record.name,
+                certificate_id: &record.certificate_id,
+                request_id: record.request_id,
+                issuing_ca: &record.issuing_ca,
+            }),
         },
     )
     .await?;
-    let detail = json!({ "serial": issued.serial_hex, "issuer": issued.issuer, "not_after": issued.not_after.unix_timestamp(), "attempts": job.attempts + 1 });
+    let ca_name = issued.ca_record.as_ref().map(|record| record.name.as_str());
+    let detail = json!({ "serial": issued.serial_hex, "issuer": issued.issuer, "ca_name": ca_name, "not_after": issued.not_after.unix_timestamp(), "attempts": job.attempts + 1 });
     events::append(conn, &Actor::Signer, Some(id), "certificate.issued", detail).await?;
 
     tracing::info!(request.id = %id, environment = %row.environment, certificate.serial = %issued.serial_hex, "issued a certificate");
