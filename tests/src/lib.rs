@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+pub mod fake_cas;
+
 /// The `ozo-signer` binary that `cargo test --workspace` built beside this test.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
@@ -38,10 +40,11 @@ impl TestDb {
         let admin_url = match std::env::var("DATABASE_URL") {
             Ok(url) => url,
             Err(_) => {
-                let cluster = tokio::task::spawn_blocking(|| ozo_devdb::ensure_running(&ozo_devdb::default_directory()))
-                    .await
-                    .unwrap()
-                    .expect("the private PostgreSQL cluster starts");
+                let cluster =
+                    tokio::task::spawn_blocking(|| ozo_devdb::ensure_running(&ozo_devdb::default_directory()))
+                        .await
+                        .unwrap()
+                        .expect("the private PostgreSQL cluster starts");
                 cluster.url("postgres")
             }
         };
@@ -84,6 +87,12 @@ impl TestServer {
     /// Starts the server with a TOML config, written to `config.toml` in its working
     /// directory, or with the built-in environments when `config` is `None`.
     pub fn start_with_config(database_url: &str, config: Option<&str>) -> TestServer {
+        TestServer::start_with_env(database_url, config, &[])
+    }
+
+    /// Starts the server like [`TestServer::start_with_config`], with extra environment
+    /// variables.
+    pub fn start_with_env(database_url: &str, config: Option<&str>, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         if let Some(config) = config {
@@ -95,6 +104,7 @@ impl TestServer {
             .current_dir(dir.path())
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -155,8 +165,15 @@ impl TestServer {
             "environments": environments,
         });
         let created = curl(&[
-            "-X", "POST", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json",
-            "--data", &body.to_string(), &self.url("/api/v1/invitations"),
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body.to_string(),
+            &self.url("/api/v1/invitations"),
         ]);
         assert_eq!(created.status, 201, "invitation: {}", created.body);
         created.json()["code"].as_str().unwrap().to_owned()
@@ -227,8 +244,19 @@ pub fn make_csr(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
     openssl(
         dir,
         &[
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &key, "-out", &csr, "-subj", subject,
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
         ],
     );
     (dir.join(key), dir.join(csr))
