@@ -449,6 +449,7 @@ async fn preview_and_revocation_use_cas() {
     assert_eq!(anonymous.status, 401);
 
     assert_eq!(approve(&server, &token, &id)["status"], "issued");
+    let pool = db.pool().await;
     let revoke = |reason: &str| {
         curl(&[
             "-X",
@@ -462,13 +463,39 @@ async fn preview_and_revocation_use_cas() {
             &server.url(&format!("/api/v1/requests/{id}/revoke")),
         ])
     };
+    // CAS is down: the revocation is recorded at once, and its job waits for CAS.
+    cas.fake.revocations_unavailable(true);
     let revoked = revoke("keyCompromise");
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(revoked.json()["status"], "revoked");
+    assert!(cas.staging_certificates()[&certificate_id(&id, 1)].revocation.is_none());
+    let waiting: Option<String> = sqlx::query_scalar("SELECT action FROM signing_jobs WHERE request_id = $1::uuid")
+        .bind(&id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert_eq!(waiting.as_deref(), Some("revoke"));
+    assert_eq!(revoke("keyCompromise").status, 409);
+
+    // CAS is back: the worker revokes there and records the confirmation.
+    cas.fake.revocations_unavailable(false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut confirmed: Option<time::OffsetDateTime> = None;
+    while confirmed.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        confirmed = sqlx::query_scalar("SELECT ca_revoked_at FROM certificates WHERE request_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    }
+    assert!(confirmed.is_some(), "the CA revocation was not confirmed");
     let at_cas = &cas.staging_certificates()[&certificate_id(&id, 1)];
     let revocation = at_cas.revocation.as_ref().expect("CAS revoked the certificate");
     assert_eq!(revocation.reason, 1, "keyCompromise is CAS reason 1");
-    assert_eq!(revoke("keyCompromise").status, 409);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(jobs, 0);
+    pool.close().await;
 
     drop(server);
     db.drop_database().await;

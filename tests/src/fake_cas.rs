@@ -255,6 +255,11 @@ impl FakeCas {
         self.shared.lock().persistent_fault = fault;
     }
 
+    /// Makes every RevokeCertificate call fail with 503 UNAVAILABLE while `down` is true.
+    pub fn revocations_unavailable(&self, down: bool) {
+        self.shared.lock().revocations_down = down;
+    }
+
     /// Removes the queued faults and the one set by [`FakeCas::fail_always`].
     pub fn clear_faults(&self) {
         let mut state = self.shared.lock();
@@ -308,6 +313,7 @@ struct State {
     pools: BTreeMap<String, Pool>,
     queued_faults: VecDeque<Fault>,
     persistent_fault: Option<Fault>,
+    revocations_down: bool,
     create_calls: Vec<CreateCall>,
 }
 
@@ -903,6 +909,9 @@ fn revoke_certificate(shared: &Shared, pool_name: &str, id: &str, body: &[u8]) -
 
     let name = format!("{pool_name}/certificates/{id}");
     let mut state = shared.lock();
+    if state.revocations_down {
+        return ApiError::unavailable("The service is currently unavailable.").into_reply();
+    }
     let Some(pool) = state.pools.get_mut(pool_name) else {
         return ApiError::not_found(format!("Resource '{name}' was not found")).into_reply();
     };

@@ -52,6 +52,9 @@ pub struct CertificateRow {
     pub ca_certificate_id: Option<String>,
     pub ca_request_id: Option<Uuid>,
     pub issuing_ca: Option<String>,
+    /// When the CA confirmed the revocation.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ca_revoked_at: Option<OffsetDateTime>,
 }
 
 /// Records a certificate. A request has at most one: a second insert fails.
@@ -102,10 +105,22 @@ pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Op
     sqlx::query_as!(
         CertificateRow,
         r#"SELECT id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256,
-                  revoked_at, revocation_reason, ca_certificate_name, ca_certificate_id, ca_request_id, issuing_ca
+                  revoked_at, revocation_reason, ca_certificate_name, ca_certificate_id, ca_request_id, issuing_ca, ca_revoked_at
            FROM certificates WHERE request_id = $1"#,
         request_id
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Records that the CA confirmed the revocation of a request's certificate.
+#[tracing::instrument(name = "db.confirm_revocation", skip(conn))]
+pub async fn confirm_revocation(conn: &mut PgConnection, request_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE certificates SET ca_revoked_at = now() WHERE request_id = $1 AND ca_revoked_at IS NULL",
+        request_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

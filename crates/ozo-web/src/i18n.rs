@@ -196,6 +196,9 @@ pub struct PageTexts {
     pub revoke_confirm: &'static str,
     pub revocation_reason: &'static str,
     pub revoked_because: &'static str,
+    pub revocation_confirmed: &'static str,
+    pub revocation_pending: &'static str,
+    pub ca_name: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -273,6 +276,9 @@ pub const EN: PageTexts = PageTexts {
     revoke_confirm: "I understand that the client loses access at once and that this cannot be undone",
     revocation_reason: "Reason for revocation (RFC 5280)",
     revoked_because: "Revoked, reason:",
+    revocation_confirmed: "The CA confirmed the revocation.",
+    revocation_pending: "Waiting for the CA to confirm the revocation; ozo-signer keeps asking.",
+    ca_name: "Name at the CA",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -348,6 +354,9 @@ pub const NL: PageTexts = PageTexts {
     revoke_confirm: "Ik begrijp dat de client direct de toegang verliest en dat dit niet terug te draaien is",
     revocation_reason: "Reden van intrekking (RFC 5280)",
     revoked_because: "Ingetrokken, reden:",
+    revocation_confirmed: "De CA heeft de intrekking bevestigd.",
+    revocation_pending: "Wacht op bevestiging van de intrekking door de CA; ozo-signer blijft het vragen.",
+    ca_name: "Naam bij de CA",
 };
 
 impl PageTexts {

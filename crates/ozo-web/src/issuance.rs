@@ -278,7 +278,7 @@ pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<Reque
         Transition::NotFound => return Err(request_not_found(id)),
     }
     events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.approved", json!({})).await?;
-    jobs::enqueue(&mut tx, id).await?;
+    jobs::enqueue(&mut tx, id, jobs::JobAction::Issue).await?;
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, "approved a request");
 
@@ -334,7 +334,7 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
         Transition::NotFound => return Err(request_not_found(id)),
     }
     events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "signing.retried", json!({})).await?;
-    jobs::enqueue(&mut tx, id).await?;
+    jobs::enqueue(&mut tx, id, jobs::JobAction::Issue).await?;
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, "sent a failed request back to signing");
 
@@ -342,8 +342,9 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
     load_request(state, id).await
 }
 
-/// Revokes the certificate of an issued request with an RFC 5280 reason. The CA is
-/// called before the revocation commits, so if it cannot be reached, nothing changes.
+/// Revokes the certificate of an issued request with an RFC 5280 reason. The decision,
+/// its event and a revoke job commit together; the job then runs at once, and until the
+/// CA confirms, a worker keeps asking it.
 pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
     let reason: ozo_domain::RevocationReason = reason.parse().map_err(|error: ozo_domain::revocation::UnknownRevocationReason| {
         ApiError::BadRequest(Text::new(
@@ -360,46 +361,17 @@ pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) ->
         Transition::Conflict { current } => return Err(conflict(id, current, "revoked", "ingetrokken")),
         Transition::NotFound => return Err(request_not_found(id)),
     }
-    let row = requests::get(&mut tx, id).await?.ok_or_else(|| request_not_found(id))?;
     let certificate = ozo_store::certificates::for_request(&mut tx, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("issued request {id} has no certificate"))?;
     ozo_store::certificates::revoke(&mut tx, id, reason.as_str()).await?;
-
-    let environment = state
-        .environment(&row.environment)
-        .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
-    let request = ozo_ca::RevocationRequest {
-        request_id: id,
-        serial_hex: &certificate.serial_hex,
-        certificate_name: certificate.ca_certificate_name.as_deref(),
-        reason,
-    };
-    match environment.signer.revoke(request).await {
-        Ok(()) => {}
-        Err(ozo_ca::SignError::Unavailable(error)) => {
-            tracing::warn!(request.id = %id, error, "the CA could not be reached to revoke a certificate");
-            return Err(ApiError::CaUnavailable(Text::new(
-                format!("The CA could not be reached, so certificate {} is not revoked yet. Try again in a minute: {error}", certificate.serial_hex),
-                format!("De CA was niet bereikbaar, dus certificaat {} is nog niet ingetrokken. Probeer het over een minuut opnieuw: {error}", certificate.serial_hex),
-            )));
-        }
-        Err(ozo_ca::SignError::Rejected(error)) => {
-            tracing::error!(request.id = %id, error, "the CA refused to revoke a certificate");
-            return Err(ApiError::CaRefused(Text::new(
-                format!("The CA refused to revoke certificate {}, so nothing changed: {error}", certificate.serial_hex),
-                format!(
-                    "De CA weigerde certificaat {} in te trekken, dus er is niets gewijzigd: {error}",
-                    certificate.serial_hex
-                ),
-            )));
-        }
-    }
     let detail = json!({ "serial": certificate.serial_hex, "reason": reason.as_str(), "reason_code": reason.code() });
     events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "certificate.revoked", detail).await?;
+    jobs::enqueue(&mut tx, id, jobs::JobAction::Revoke).await?;
     tx.commit().await?;
-
     tracing::info!(request.id = %id, operator.name = operator, reason = %reason, "revoked a certificate");
+
+    crate::signing::run_job(state, Some(id)).await?;
     load_request(state, id).await
 }
 

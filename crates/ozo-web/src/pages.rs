@@ -267,6 +267,8 @@ struct RequestPage<'a> {
     issued: bool,
     reasons: Vec<&'static str>,
     preview: Option<PreviewView>,
+    /// The last error of the request's waiting job at the CA.
+    job_error: Option<String>,
 }
 
 /// What the CA answered when asked for a preview.
@@ -330,6 +332,7 @@ async fn render_request(
     let mut conn = state.pool().acquire().await?;
     let certificate = certificates::for_request(&mut conn, id).await?;
     let events = events::for_request(&mut conn, id).await?;
+    let job_error = ozo_store::jobs::last_error(&mut conn, id).await?;
 
     let findings = issuance::findings_of(&row)
         .into_iter()
@@ -364,6 +367,7 @@ async fn render_request(
         certificate,
         notice,
         preview,
+        job_error,
     };
     render(&page)
 }

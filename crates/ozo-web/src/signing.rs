@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use ozo_ca::{check_issued, SignError, SigningRequest};
+use ozo_ca::{check_issued, RevocationRequest, SignError, SigningRequest};
 use ozo_domain::{validate, RequestStatus, Verdict};
 use ozo_store::certificates::{self, NewCertificate, RemoteRecord};
 use ozo_store::events::{self, Actor};
-use ozo_store::jobs::{self, ClaimedJob};
+use ozo_store::jobs::{self, ClaimedJob, JobAction};
 use ozo_store::requests::{self, Transition};
 use ozo_store::{PgConnection, StoreError};
 use rand::Rng;
@@ -24,8 +24,9 @@ const LONGEST_RETRY: Duration = Duration::from_secs(300);
 /// How often the worker looks for due jobs when it finds none.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The outcome of one signing attempt.
+/// The outcome of one attempt at a job.
 enum Outcome {
+    /// The CA did what the job asked, and it is recorded.
     Issued,
     /// The CA could not be reached or failed; try again later.
     Retry(String),
@@ -42,41 +43,101 @@ pub async fn run_job(state: &AppState, request_id: Option<Uuid>) -> Result<bool,
         return Ok(false);
     };
 
-    let outcome = attempt(state, &mut tx, job).await?;
+    match job.action {
+        JobAction::Issue => {
+            let outcome = attempt(state, &mut tx, job).await?;
+            finish_issue(&mut tx, job, outcome).await?;
+        }
+        JobAction::Revoke => {
+            let outcome = attempt_revocation(state, &mut tx, job).await?;
+            finish_revocation(&mut tx, job, outcome).await?;
+        }
+    }
 
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn finish_issue(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome) -> Result<(), StoreError> {
     match outcome {
-        Outcome::Issued | Outcome::Gone => jobs::complete(&mut tx, job.request_id).await?,
+        Outcome::Issued | Outcome::Gone => jobs::complete(conn, job.request_id).await?,
         Outcome::Retry(error) if job.attempts + 1 < MAX_ATTEMPTS => {
             let delay = backoff(job.attempts);
             tracing::warn!(request.id = %job.request_id, attempt = job.attempts + 1, retry_in_ms = delay.as_millis() as u64, error, "signing failed; will retry");
-            jobs::postpone(&mut tx, job.request_id, delay.as_millis() as i64, &error).await?;
+            jobs::postpone(conn, job.request_id, delay.as_millis() as i64, &error).await?;
         }
         Outcome::Retry(error) | Outcome::Failed(error) => {
             tracing::error!(request.id = %job.request_id, attempts = job.attempts + 1, error, "signing failed");
-            if requests::transition(
-                &mut tx,
-                job.request_id,
-                RequestStatus::Approved,
-                RequestStatus::Failed,
-                Some(&error),
-            )
-            .await?
+            if requests::transition(conn, job.request_id, RequestStatus::Approved, RequestStatus::Failed, Some(&error))
+                .await?
                 == Transition::Done
             {
-                events::append(
-                    &mut tx,
-                    &Actor::Signer,
-                    Some(job.request_id),
-                    "signing.failed",
-                    json!({ "error": error }),
-                )
-                .await?;
+                events::append(conn, &Actor::Signer, Some(job.request_id), "signing.failed", json!({ "error": error }))
+                    .await?;
             }
-            jobs::complete(&mut tx, job.request_id).await?;
+            jobs::complete(conn, job.request_id).await?;
         }
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
+}
+
+/// A revocation is already decided and recorded, so its job never gives up: an
+/// unavailable CA is retried with backoff, and a CA that rejects the call is asked again
+/// at the longest interval, with the error logged and shown to operators.
+async fn finish_revocation(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome) -> Result<(), StoreError> {
+    match outcome {
+        Outcome::Issued | Outcome::Gone => jobs::complete(conn, job.request_id).await?,
+        Outcome::Retry(error) => {
+            let delay = backoff(job.attempts);
+            tracing::warn!(request.id = %job.request_id, attempt = job.attempts + 1, retry_in_ms = delay.as_millis() as u64, error, "revocation at the CA failed; will retry");
+            jobs::postpone(conn, job.request_id, delay.as_millis() as i64, &error).await?;
+        }
+        Outcome::Failed(error) => {
+            tracing::error!(request.id = %job.request_id, attempt = job.attempts + 1, error, "the CA rejected a revocation; will ask again");
+            jobs::postpone(conn, job.request_id, LONGEST_RETRY.as_millis() as i64, &error).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Asks the CA to revoke the certificate of a revoked request, and records its
+/// confirmation.
+async fn attempt_revocation(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> Result<Outcome, StoreError> {
+    let id = job.request_id;
+    let Some(row) = requests::get(conn, id).await? else {
+        return Ok(Outcome::Gone);
+    };
+    let Some(certificate) = certificates::for_request(conn, id).await? else {
+        return Ok(Outcome::Gone);
+    };
+    if certificate.ca_revoked_at.is_some() {
+        return Ok(Outcome::Gone);
+    }
+    let Some(environment) = state.environment(&row.environment) else {
+        return Ok(Outcome::Failed(format!("the environment {} is no longer configured", row.environment)));
+    };
+    let reason_name = certificate.revocation_reason.as_deref().unwrap_or("unspecified");
+    let Ok(reason) = reason_name.parse::<ozo_domain::RevocationReason>() else {
+        return Ok(Outcome::Failed(format!("the stored revocation reason {reason_name:?} is not an RFC 5280 reason")));
+    };
+
+    let request = RevocationRequest {
+        request_id: id,
+        serial_hex: &certificate.serial_hex,
+        certificate_name: certificate.ca_certificate_name.as_deref(),
+        reason,
+    };
+    match environment.signer.revoke(request).await {
+        Ok(()) => {}
+        Err(SignError::Unavailable(error)) => return Ok(Outcome::Retry(error)),
+        Err(SignError::Rejected(error)) => return Ok(Outcome::Failed(error)),
+    }
+
+    certificates::confirm_revocation(conn, id).await?;
+    let detail = json!({ "serial": certificate.serial_hex, "reason": reason.as_str(), "attempts": job.attempts + 1 });
+    events::append(conn, &Actor::Signer, Some(id), "certificate.revocation_confirmed", detail).await?;
+    tracing::info!(request.id = %id, certificate.serial = %certificate.serial_hex, reason = %reason, "the CA revoked a certificate");
+    Ok(Outcome::Issued)
 }
 
 /// Exponential backoff with ±25% jitter, so that retries of many jobs spread out.
