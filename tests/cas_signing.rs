@@ -29,6 +29,10 @@ struct Cas {
 impl Cas {
     /// `staging_credentials` is the TOML value of the staging pool's `credentials` key.
     fn start(timeout_seconds: u64, staging_credentials: &str) -> Cas {
+        Cas::start_with_rate(timeout_seconds, staging_credentials, 50)
+    }
+
+    fn start_with_rate(timeout_seconds: u64, staging_credentials: &str, requests_per_second: u32) -> Cas {
         let fake = FakeCas::start();
         let dir = tempfile::tempdir().unwrap();
         let staging_root = dir.path().join("staging-root.pem");
@@ -47,7 +51,7 @@ root_certificate = "{root}"
 credentials = "{credentials}"
 endpoint = "{endpoint}"
 timeout_seconds = {timeout_seconds}
-requests_per_second = 50
+requests_per_second = {requests_per_second}
 "#,
                 root = root.display()
             )
@@ -496,6 +500,37 @@ async fn preview_and_revocation_use_cas() {
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_jobs").fetch_one(&pool).await.unwrap();
     assert_eq!(jobs, 0);
     pool.close().await;
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_queues_a_burst() {
+    const REQUESTS: usize = 6;
+    const PER_SECOND: u32 = 2;
+    let db = TestDb::create().await;
+    let cas = Cas::start_with_rate(5, "anonymous", PER_SECOND);
+    let server = cas.server(&db);
+    let token = server.operator_token("xena", "operator");
+    let work = tempfile::tempdir().unwrap();
+
+    // Requests approved while CAS is down, then released together: a burst.
+    let ids = approve_while_cas_is_down(&cas, &[&server], &token, work.path(), REQUESTS);
+    let failed_calls = cas.fake.create_calls().len();
+    cas.fake.clear_faults();
+    for id in &ids {
+        wait_for(&server, id, &["issued"], Duration::from_secs(60)).await;
+    }
+
+    // Every request is issued, and the calls of the burst are spaced by the limit: the
+    // limiter lets PER_SECOND calls through at once and one more every 1/PER_SECOND s.
+    let burst: Vec<_> = cas.fake.create_calls().into_iter().skip(failed_calls).collect();
+    assert_eq!(burst.len(), REQUESTS);
+    let spread = burst.last().unwrap().received - burst.first().unwrap().received;
+    let minimum = Duration::from_secs_f64((REQUESTS - PER_SECOND as usize) as f64 / f64::from(PER_SECOND));
+    assert!(spread >= minimum.mul_f64(0.9), "{REQUESTS} calls within {spread:?}, less than {minimum:?}");
+    assert_eq!(cas.staging_certificates().len(), REQUESTS);
 
     drop(server);
     db.drop_database().await;

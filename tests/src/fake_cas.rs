@@ -162,6 +162,8 @@ pub struct CreateCall {
     /// The fault that this call consumed.
     pub fault: Option<Fault>,
     pub outcome: CreateOutcome,
+    /// When the fake received the call.
+    pub received: std::time::Instant,
 }
 
 impl CreateCall {
@@ -724,7 +726,14 @@ async fn create_certificate(shared: &Shared, pool: String, query: Vec<(String, S
             Ok(created) => created.outcome.clone(),
             Err(error) => CreateOutcome::Rejected { status: error.status, message: error.message.clone() },
         };
-        state.create_calls.push(CreateCall { pool, query, body, fault: fault.clone(), outcome });
+        state.create_calls.push(CreateCall {
+            pool,
+            query,
+            body,
+            fault: fault.clone(),
+            outcome,
+            received: std::time::Instant::now(),
+        });
         (result, fault)
     };
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use der::{DecodePem, Encode};
 use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_security_privateca_v1::client::CertificateAuthorityService;
 use google_cloud_security_privateca_v1::model;
@@ -83,6 +84,44 @@ pub enum CasError {
     Root(String),
 }
 
+/// The CAS clients of a process: one per endpoint and credentials, shared by every pool
+/// that uses them, because each client keeps its own connections and tokens.
+#[derive(Default)]
+pub struct CasClients {
+    clients: Vec<(Option<String>, CasCredentials, CertificateAuthorityService)>,
+}
+
+impl CasClients {
+    async fn get(&mut self, settings: &CasSettings) -> Result<CertificateAuthorityService, CasError> {
+        let existing = self
+            .clients
+            .iter()
+            .find(|(endpoint, credentials, _)| *endpoint == settings.endpoint && *credentials == settings.credentials);
+        if let Some((_, _, client)) = existing {
+            return Ok(client.clone());
+        }
+
+        let mut builder = CertificateAuthorityService::builder()
+            .with_credentials(credentials(&settings.credentials)?)
+            .with_retry_policy(NeverRetry);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let client = builder.build().await.map_err(|e| CasError::Client(e.to_string()))?;
+        self.clients.push((settings.endpoint.clone(), settings.credentials.clone(), client.clone()));
+        Ok(client)
+    }
+
+    /// The number of clients built so far.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
 /// A signer backed by one CAS pool.
 pub struct GoogleCas {
     client: CertificateAuthorityService,
@@ -92,20 +131,11 @@ pub struct GoogleCas {
 }
 
 impl GoogleCas {
-    /// Builds the client. Nothing is sent until the first certificate is signed.
-    pub async fn connect(settings: CasSettings) -> Result<GoogleCas, CasError> {
+    /// Sets up the signer of one pool, with a client from `clients`. Nothing is sent until
+    /// the first call.
+    pub async fn connect(settings: CasSettings, clients: &mut CasClients) -> Result<GoogleCas, CasError> {
         Certificate::from_pem(&settings.root_pem).map_err(|e| CasError::Root(e.to_string()))?;
-        let credentials = credentials(&settings.credentials)?;
-
-        let mut builder = CertificateAuthorityService::builder()
-            .with_credentials(credentials)
-            .with_retry_policy(NeverRetry)
-            .with_attempt_timeout(settings.timeout);
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        let client = builder.build().await.map_err(|e| CasError::Client(e.to_string()))?;
-
+        let client = clients.get(&settings).await?;
         let limiter = RateLimiter::direct(Quota::per_second(settings.requests_per_second));
         Ok(GoogleCas { client, pool: settings.pool_name(), settings, limiter })
     }
@@ -146,6 +176,7 @@ impl GoogleCas {
             .set_request_id(call_id.to_string())
             .set_issuing_certificate_authority_id(self.settings.issuing_ca.clone().unwrap_or_default())
             .set_certificate(body)
+            .with_attempt_timeout(self.settings.timeout)
             .send()
             .await;
 
@@ -154,7 +185,13 @@ impl GoogleCas {
             Err(error) if status_code(&error) == Some(Code::AlreadyExists) => {
                 let name = format!("{}/certificates/{certificate_id}", self.pool);
                 tracing::info!(request.id = %request.request_id, cas.certificate = name, "CAS already holds this certificate; reading it");
-                self.client.get_certificate().set_name(name).send().await.map_err(classify)
+                self.client
+                    .get_certificate()
+                    .set_name(name)
+                    .with_attempt_timeout(self.settings.timeout)
+                    .send()
+                    .await
+                    .map_err(classify)
             }
             Err(error) => Err(classify(error)),
         }
@@ -216,6 +253,7 @@ impl Signer for GoogleCas {
             .set_issuing_certificate_authority_id(self.settings.issuing_ca.clone().unwrap_or_default())
             .set_validate_only(true)
             .set_certificate(body)
+            .with_attempt_timeout(self.settings.timeout)
             .send()
             .await
             .map_err(classify)?;
@@ -237,6 +275,7 @@ impl Signer for GoogleCas {
             .set_name(name)
             .set_reason(cas_reason(request.reason))
             .set_request_id(call_id.to_string())
+            .with_attempt_timeout(self.settings.timeout)
             .send()
             .await;
 
@@ -244,7 +283,14 @@ impl Signer for GoogleCas {
             Ok(_) => Ok(()),
             // A certificate revoked by an earlier call whose response was lost.
             Err(error) if status_code(&error) == Some(Code::FailedPrecondition) => {
-                let current = self.client.get_certificate().set_name(name).send().await.map_err(classify)?;
+                let current = self
+                    .client
+                    .get_certificate()
+                    .set_name(name)
+                    .with_attempt_timeout(self.settings.timeout)
+                    .send()
+                    .await
+                    .map_err(classify)?;
                 if current.revocation_details.is_some() {
                     return Ok(());
                 }

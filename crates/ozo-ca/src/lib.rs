@@ -9,7 +9,7 @@ mod cas;
 mod local;
 mod verify;
 
-pub use cas::{CasCredentials, CasError, CasSettings, GoogleCas};
+pub use cas::{CasClients, CasCredentials, CasError, CasSettings, GoogleCas};
 pub use local::{LocalCa, LocalCaError};
 pub use ozo_domain::RevocationReason;
 pub use verify::{check_issued, CertificateMismatch};

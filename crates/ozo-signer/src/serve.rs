@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ozo_ca::{GoogleCas, LocalCa, Signer};
+use ozo_ca::{CasClients, GoogleCas, LocalCa, Signer};
 use ozo_store::accounts;
 use ozo_web::{auth, AppState, EnvironmentRuntime, WebSettings};
 use secrecy::{ExposeSecret, SecretString};
@@ -38,6 +38,7 @@ pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
 /// Opens or creates each environment's CA.
 pub async fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRuntime>> {
     let mut runtimes = Vec::new();
+    let mut cas_clients = CasClients::default();
     for environment in config.domain_environments() {
         let section = &config.environments[environment.name.as_str()];
         let signer: Arc<dyn Signer> = match &section.ca {
@@ -51,7 +52,7 @@ pub async fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRunt
             }
             CaConfig::GoogleCas(cas) => {
                 let settings = cas.settings(environment.name.as_str())?;
-                let ca = GoogleCas::connect(settings).await.with_context(|| {
+                let ca = GoogleCas::connect(settings, &mut cas_clients).await.with_context(|| {
                     format!("environments.{}.ca: failed to set up the CAS client", environment.name)
                 })?;
                 Arc::new(ca)
