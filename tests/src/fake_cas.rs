@@ -202,8 +202,14 @@ impl FakeCas {
     /// Binds a free port on 127.0.0.1 and serves on a thread of its own. It works from
     /// synchronous tests and from any Tokio runtime flavour.
     pub fn start() -> FakeCas {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("the fake CAS binds a port on 127.0.0.1");
-        listener.set_nonblocking(true).expect("the fake CAS listener becomes non-blocking");
+        FakeCas::start_on(0).expect("the fake CAS binds a free port on 127.0.0.1")
+    }
+
+    /// Binds `port` on 127.0.0.1, or a free port when it is 0, and serves like
+    /// [`FakeCas::start`].
+    pub fn start_on(port: u16) -> std::io::Result<FakeCas> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
         let address = listener.local_addr().expect("the fake CAS listener has an address");
 
         let shared = Arc::new(Shared::default());
@@ -228,7 +234,7 @@ impl FakeCas {
             })
             .expect("the fake CAS thread starts");
 
-        FakeCas { shared, endpoint: format!("http://{address}"), shutdown: Some(shutdown), thread: Some(thread) }
+        Ok(FakeCas { shared, endpoint: format!("http://{address}"), shutdown: Some(shutdown), thread: Some(thread) })
     }
 
     /// Returns the base URL for the SDK's `with_endpoint`, `http://127.0.0.1:PORT`.
