@@ -184,10 +184,16 @@ fn verify_signed_by(child: &Certificate, issuer: &Certificate) -> Result<(), Str
         .map_err(|_| "the signature does not verify".to_owned())
 }
 
-/// The attributes of a name as (type, text) pairs in order, so that names which differ
-/// only in string type (UTF8String or PrintableString) compare equal.
+/// The attributes of a name as sorted (type, text) pairs, so that names which differ
+/// only in string type (UTF8String or PrintableString) or in the order of their RDNs
+/// compare equal.
+///
+/// NOTE: the order is ignored because a CA may encode the subject in its own attribute
+/// order (CAS builds it from structured fields); validation already allows exactly one
+/// CN and one O, so the order carries no meaning here.
 fn attribute_values(name: &Name) -> Vec<(Oid, String)> {
-    name.0
+    let mut values: Vec<(Oid, String)> = name
+        .0
         .iter()
         .flat_map(|rdn| rdn.0.iter())
         .map(|attribute| {
@@ -196,5 +202,26 @@ fn attribute_values(name: &Name) -> Vec<(Oid, String)> {
                 .unwrap_or_else(|_| hex::encode(attribute.value.value()));
             (attribute.oid, text)
         })
-        .collect()
+        .collect();
+    values.sort();
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn subject_comparison_ignores_order_not_values() {
+        let client = Name::from_str("O=OZOverbindzorg,CN=zorgverband.nl").unwrap();
+        let reordered = Name::from_str("CN=zorgverband.nl,O=OZOverbindzorg").unwrap();
+        let other = Name::from_str("O=OZOverbindzorg,CN=connect.zorgverband.nl").unwrap();
+        let extra = Name::from_str("O=OZOverbindzorg,OU=IT,CN=zorgverband.nl").unwrap();
+
+        assert_eq!(attribute_values(&client), attribute_values(&reordered));
+        assert_ne!(attribute_values(&client), attribute_values(&other));
+        assert_ne!(attribute_values(&client), attribute_values(&extra));
+    }
 }
