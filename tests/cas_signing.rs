@@ -248,7 +248,9 @@ async fn wrong_key_certificate_never_recorded() {
     assert_eq!(request["status"], "failed", "{request}");
     let reason = request["status_reason"].as_str().unwrap();
     assert!(reason.contains("another public key"), "{reason}");
-    assert!(cas.staging_certificates().contains_key(&certificate_id(&id, 1)), "CAS did issue the wrong certificate");
+    let wrong = &cas.staging_certificates()[&certificate_id(&id, 1)];
+    let revocation = wrong.revocation.as_ref().expect("the rejected certificate is revoked at CAS");
+    assert_eq!(revocation.reason, 4, "superseded is CAS reason 4");
     assert!(stored_certificates(&pool).await.is_empty(), "the wrong certificate is not recorded");
     let download = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);
     assert_ne!(download.status, 200, "{}", download.body);
@@ -265,6 +267,7 @@ async fn wrong_key_certificate_never_recorded() {
     let retried = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(retried.json()["status"], "issued", "{}", retried.body);
+    assert_eq!(retried.json()["status_reason"], serde_json::Value::Null, "the failure's reason is cleared");
 
     let second = &cas.staging_certificates()[&certificate_id(&id, 2)];
     assert_eq!(stored_certificates(&pool).await[&id].0, second.serial_hex);

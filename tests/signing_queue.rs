@@ -19,14 +19,24 @@ async fn worker_signs_orphaned_approval() {
     let work = tempfile::tempdir().unwrap();
     let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
 
-    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}"))]);
+    let upload = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
+    ]);
     let id = upload.json()["id"].as_str().unwrap().to_owned();
 
     // What an approval commits when its process stops before signing: the new state and
     // the job, and nothing else.
     let pool = db.pool().await;
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("UPDATE requests SET status = 'approved' WHERE id = $1::uuid").bind(&id).execute(&mut *tx).await.unwrap();
+    sqlx::query("UPDATE requests SET status = 'approved' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO signing_jobs (request_id) VALUES ($1::uuid)").bind(&id).execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
 
@@ -42,7 +52,10 @@ async fn worker_signs_orphaned_approval() {
     assert_eq!(jobs, 0, "the finished job is gone");
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
     assert_eq!(certificates, 1);
-    let issued_by: String = sqlx::query_scalar("SELECT actor FROM events WHERE kind = 'certificate.issued'").fetch_one(&pool).await.unwrap();
+    let issued_by: String = sqlx::query_scalar("SELECT actor FROM events WHERE kind = 'certificate.issued'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(issued_by, "signer");
     pool.close().await;
 
@@ -59,15 +72,30 @@ async fn tampered_csr_fails_until_retried() {
     let work = tempfile::tempdir().unwrap();
     let (_, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
 
-    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment=production&invitation={code}"))]);
+    let upload = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url(&format!("/api/v1/requests?environment=production&invitation={code}")),
+    ]);
     let id = upload.json()["id"].as_str().unwrap().to_owned();
 
     // Someone with database access changes one byte of the stored CSR's signature.
     let pool = db.pool().await;
-    let original: Vec<u8> = sqlx::query_scalar("SELECT csr_der FROM requests WHERE id = $1::uuid").bind(&id).fetch_one(&pool).await.unwrap();
+    let original: Vec<u8> = sqlx::query_scalar("SELECT csr_der FROM requests WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let mut tampered = original.clone();
     *tampered.last_mut().unwrap() ^= 0x01;
-    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid").bind(&id).bind(&tampered).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(&tampered)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let auth = format!("Authorization: Bearer {token}");
     let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
@@ -81,7 +109,12 @@ async fn tampered_csr_fails_until_retried() {
     // A retry before the cause is fixed fails again; after the fix it issues.
     let again = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(again.json()["status"], "failed", "{}", again.body);
-    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid").bind(&id).bind(&original).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(&original)
+        .execute(&pool)
+        .await
+        .unwrap();
     let retried = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(retried.json()["status"], "issued", "{}", retried.body);
@@ -89,10 +122,22 @@ async fn tampered_csr_fails_until_retried() {
     let retry_of_issued = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(retry_of_issued.status, 409);
 
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events WHERE request_id = $1::uuid ORDER BY id").bind(&id).fetch_all(&pool).await.unwrap();
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events WHERE request_id = $1::uuid ORDER BY id")
+        .bind(&id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(
         kinds,
-        ["request.received", "request.approved", "signing.failed", "signing.retried", "signing.failed", "signing.retried", "certificate.issued"]
+        [
+            "request.received",
+            "request.approved",
+            "signing.failed",
+            "signing.retried",
+            "signing.failed",
+            "signing.retried",
+            "certificate.issued"
+        ]
     );
     pool.close().await;
 
@@ -112,7 +157,13 @@ async fn revocation_by_api_and_cli() {
     let mut ids = Vec::new();
     for (environment, subject) in [("production", PRODUCTION_SUBJECT), ("staging", STAGING_SUBJECT)] {
         let (_, csr) = make_csr(work.path(), environment, subject);
-        let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}"))]);
+        let upload = curl(&[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", csr.display()),
+            &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}")),
+        ]);
         let id = upload.json()["id"].as_str().unwrap().to_owned();
         let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
         assert_eq!(approved.json()["status"], "issued");
@@ -122,8 +173,14 @@ async fn revocation_by_api_and_cli() {
 
     let revoke = |id: &str, reason: &str| {
         curl(&[
-            "-X", "POST", "-H", &auth, "-H", "Content-Type: application/json",
-            "--data", &serde_json::json!({ "reason": reason }).to_string(),
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &serde_json::json!({ "reason": reason }).to_string(),
             &server.url(&format!("/api/v1/requests/{id}/revoke")),
         ])
     };
@@ -162,9 +219,32 @@ async fn revocation_by_api_and_cli() {
     assert_eq!(actor, "account:yara");
     assert_eq!(detail["reason"], "superseded");
     assert_eq!(detail["reason_code"], 4);
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(stdout.contains("the running service now asks the CA"), "{stdout}");
+
+    // The command only records the decision; the service's worker tells the CA.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut confirmed: Option<time::OffsetDateTime> = None;
+    while confirmed.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        confirmed = sqlx::query_scalar("SELECT ca_revoked_at FROM certificates WHERE request_id = $1::uuid")
+            .bind(staging_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    }
+    assert!(confirmed.is_some(), "the worker did not confirm the revocation at the CA");
+    let staging_serial: String = sqlx::query_scalar("SELECT serial_hex FROM certificates WHERE request_id = $1::uuid")
+        .bind(staging_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let record = std::fs::read_to_string(server.dir.path().join("data/ca/staging/revocations.tsv")).unwrap();
+    assert!(record.starts_with(&format!("{staging_serial}\tsuperseded\t")), "{record}");
     pool.close().await;
 
-    let unknown_operator = server.command(&["revoke", staging_id, "--reason", "superseded", "--operator", "nobody"], "");
+    let unknown_operator =
+        server.command(&["revoke", staging_id, "--reason", "superseded", "--operator", "nobody"], "");
     assert!(!unknown_operator.status.success());
     assert!(String::from_utf8_lossy(&unknown_operator.stderr).contains("no account named \"nobody\""));
 

@@ -74,7 +74,7 @@ impl CasSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CasError {
-    #[error("failed to read the service-account key {path}: {detail}")]
+    #[error("service_account_key {path} is not a usable service-account key file: {detail}")]
     ServiceAccountKey { path: PathBuf, detail: String },
     #[error("failed to set up the CAS credentials: {0}")]
     Credentials(String),

@@ -154,6 +154,13 @@ impl Signer for LocalCa {
     }
 
     async fn revoke(&self, request: RevocationRequest<'_>) -> Result<(), SignError> {
+        if let Some(name) = request.certificate_name {
+            return Err(SignError::Rejected(format!(
+                "certificate {} was issued by the remote CA as {name}, not by the local CA in {}; configure that CA for the environment to revoke it",
+                request.serial_hex,
+                self.directory.display()
+            )));
+        }
         let path = self.directory.join(REVOCATIONS_FILE);
         let existing = match fs::read_to_string(&path) {
             Ok(text) => text,

@@ -101,7 +101,8 @@ pub struct GoogleCasConfig {
     pub certificate_template: Option<String>,
     /// A PEM file with the pool's root certificate. Every certificate must chain to it.
     pub root_certificate: PathBuf,
-    pub credentials: CasCredentialsChoice,
+    /// Required: `"application-default"`, `"service-account-key"` or `"anonymous"`.
+    pub credentials: Option<CasCredentialsChoice>,
     /// The service-account key file, with `credentials = "service-account-key"`.
     pub service_account_key: Option<PathBuf>,
     /// The CAS address; Google's when unset. Tests point it at a fake on 127.0.0.1.
@@ -112,8 +113,8 @@ pub struct GoogleCasConfig {
     pub timeout_seconds: u64,
 }
 
-/// How ozo-signer authenticates to CAS. There is no default, so that a configuration
-/// never reaches for the metadata server by accident.
+/// The credentials ozo-signer presents to CAS. There is no default, so that a
+/// configuration never reaches for the metadata server by accident.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum CasCredentialsChoice {
@@ -135,13 +136,60 @@ fn default_cas_timeout_seconds() -> u64 {
     30
 }
 
+/// Reads a pinned root: exactly one PEM certificate, of a CA.
+fn read_root(path: &Path) -> Result<String, String> {
+    use der::Decode;
+
+    let bytes = std::fs::read(path).map_err(|error| format!("cannot be read: {error}"))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(
+            "is not PEM text (a DER file? convert it with openssl x509 -inform der -in FILE -out root.pem)".to_owned()
+        );
+    };
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err("contains no -----BEGIN CERTIFICATE----- block".to_owned());
+    }
+    let certificates = x509_cert::Certificate::load_pem_chain(text.as_bytes())
+        .map_err(|error| format!("is not a valid PEM certificate ({error})"))?;
+    let [root] = certificates.as_slice() else {
+        return Err(format!("contains {} certificates; expected only the root", certificates.len()));
+    };
+    let is_ca = root.tbs_certificate.extensions.as_deref().unwrap_or_default().iter().any(|extension| {
+        extension.extn_id == der::asn1::ObjectIdentifier::new_unwrap("2.5.29.19")
+            && x509_cert::ext::pkix::BasicConstraints::from_der(extension.extn_value.as_bytes())
+                .is_ok_and(|basic| basic.ca)
+    });
+    if !is_ca {
+        return Err(format!("holds {}, which is not a CA certificate", root.tbs_certificate.subject));
+    }
+    Ok(text)
+}
+
 impl GoogleCasConfig {
     /// Checks the section and reads the pinned root; errors name the key.
     pub fn settings(&self, environment: &str) -> anyhow::Result<ozo_ca::CasSettings> {
         let key = |name: &str| format!("environments.{environment}.ca.{name}");
-        for (name, value) in [("project", &self.project), ("location", &self.location), ("ca_pool", &self.ca_pool)] {
-            if value.is_empty() || value.contains('/') || value.trim() != value {
-                bail!("{}: expected a CAS resource id without slashes or spaces, found {value:?}", key(name));
+        let lowercase_id = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        let resource_id = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let ids = [
+            (
+                "project",
+                self.project.as_str(),
+                "a project id of lowercase letters, digits and hyphens",
+                &lowercase_id as &dyn Fn(char) -> bool,
+            ),
+            ("location", self.location.as_str(), "a location such as europe-west4", &lowercase_id),
+            ("ca_pool", self.ca_pool.as_str(), "a pool id of letters, digits, hyphens and underscores", &resource_id),
+            (
+                "issuing_ca",
+                self.issuing_ca.as_deref().unwrap_or("ca"),
+                "a CA id of letters, digits, hyphens and underscores",
+                &resource_id,
+            ),
+        ];
+        for (name, value, expected, allowed) in ids {
+            if value.is_empty() || value.len() > 63 || !value.chars().all(allowed) {
+                bail!("{}: expected {expected}, found {value:?}", key(name));
             }
         }
         let requests_per_second = std::num::NonZeroU32::new(self.requests_per_second)
@@ -149,7 +197,14 @@ impl GoogleCasConfig {
         if !(1..=600).contains(&self.timeout_seconds) {
             bail!("{}: expected 1 to 600 seconds, found {}", key("timeout_seconds"), self.timeout_seconds);
         }
-        let credentials = match (self.credentials, &self.service_account_key) {
+        let Some(choice) = self.credentials else {
+            bail!(
+                "{}: missing; expected \"application-default\" (workload identity), \"service-account-key\" with service_account_key, \
+                 or \"anonymous\" for a local fake. There is no default, so that no configuration asks the metadata server by accident",
+                key("credentials")
+            );
+        };
+        let credentials = match (choice, &self.service_account_key) {
             (CasCredentialsChoice::ServiceAccountKey, Some(path)) => {
                 ozo_ca::CasCredentials::ServiceAccountKey(path.clone())
             }
@@ -173,8 +228,13 @@ impl GoogleCasConfig {
                 bail!("{}: expected an http:// or https:// URL, found {endpoint:?}", key("endpoint"));
             }
         }
-        let root_pem = std::fs::read_to_string(&self.root_certificate).with_context(|| {
-            format!("{}: failed to read {}", key("root_certificate"), self.root_certificate.display())
+        let root_pem = read_root(&self.root_certificate).map_err(|problem| {
+            anyhow::anyhow!(
+                "{}: {} {problem}. Expected the pool's root CA certificate as one PEM block, as written by \
+                 gcloud privateca roots describe ROOT --pool POOL --location LOCATION --format='value(pemCaCertificates)'",
+                key("root_certificate"),
+                self.root_certificate.display()
+            )
         })?;
         Ok(ozo_ca::CasSettings {
             project: self.project.clone(),
@@ -282,6 +342,23 @@ impl Config {
                 pair[0].0
             );
         }
+        let mut pools: Vec<(String, &String)> = self
+            .environments
+            .iter()
+            .filter_map(|(name, env)| match &env.ca {
+                CaConfig::GoogleCas(cas) => Some((format!("{}/{}/{}", cas.project, cas.location, cas.ca_pool), name)),
+                CaConfig::Local { .. } => None,
+            })
+            .collect();
+        pools.sort();
+        if let Some(pair) = pools.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            bail!(
+                "environments.{}.ca.ca_pool: is also the pool of environments.{}; each environment needs its own pool and root, \
+                 so that a certificate of one never works in the other",
+                pair[1].1,
+                pair[0].1
+            );
+        }
         for (key, value) in [
             ("uploads_per_address_per_10_minutes", self.rate_limits.uploads_per_address_per_10_minutes),
             ("uploads_per_invitation_per_10_minutes", self.rate_limits.uploads_per_invitation_per_10_minutes),
@@ -386,7 +463,8 @@ endpoint = "http://127.0.0.1:9"
     fn google_cas_section_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root.pem");
-        std::fs::write(&root, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca = ozo_ca::LocalCa::open_or_create(&dir.path().join("ca"), "test root", "OZOverbindzorg").unwrap();
+        std::fs::write(&root, ozo_ca::Signer::ca_certificate_pem(&ca)).unwrap();
         let config = Config::parse(&with_cas(&CAS_SECTION.replace("ROOT", root.to_str().unwrap()))).unwrap();
         let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else {
             panic!("expected the google-cas backend");
@@ -401,26 +479,74 @@ endpoint = "http://127.0.0.1:9"
     #[test]
     fn google_cas_errors_name_the_key() {
         let missing_credentials = with_cas(&CAS_SECTION.replace("credentials = \"anonymous\"\n", ""));
-        let error = format!("{:#}", Config::parse(&missing_credentials).unwrap_err());
-        assert!(error.contains("missing field `credentials`"), "{error}");
+        let config = Config::parse(&missing_credentials).unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+        let error = format!("{:#}", cas.settings("production").unwrap_err());
+        assert!(
+            error.contains("environments.production.ca.credentials: missing; expected \"application-default\""),
+            "{error}"
+        );
 
         let config =
             Config::parse(&with_cas(&CAS_SECTION.replace("ca_pool = \"ozo-clients-production\"", "ca_pool = \"a/b\"")))
                 .unwrap();
         let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
         let error = format!("{:#}", cas.settings("production").unwrap_err());
-        assert!(error.contains("environments.production.ca.ca_pool: expected a CAS resource id"), "{error}");
+        assert!(error.contains("environments.production.ca.ca_pool: expected a pool id"), "{error}");
+
+        let config = Config::parse(&with_cas(&CAS_SECTION.replace("europe-west4", "europe west4"))).unwrap();
+        let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+        let error = format!("{:#}", cas.settings("production").unwrap_err());
+        assert!(error.contains("environments.production.ca.location: expected a location"), "{error}");
 
         let config = Config::parse(&with_cas(CAS_SECTION)).unwrap();
         let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
         let error = format!("{:#}", cas.settings("production").unwrap_err());
-        assert!(error.contains("environments.production.ca.root_certificate: failed to read ROOT"), "{error}");
+        assert!(error.contains("environments.production.ca.root_certificate: ROOT cannot be read"), "{error}");
 
         let key_without_file = with_cas(&CAS_SECTION.replace("\"anonymous\"", "\"service-account-key\""));
         let config = Config::parse(&key_without_file).unwrap();
         let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
         let error = format!("{:#}", cas.settings("production").unwrap_err());
         assert!(error.contains("environments.production.ca.service_account_key: expected the path"), "{error}");
+    }
+
+    #[test]
+    fn root_certificate_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ozo_ca::LocalCa::open_or_create(&dir.path().join("ca"), "test root", "OZOverbindzorg").unwrap();
+        let root = ozo_ca::Signer::ca_certificate_pem(&ca).to_owned();
+        let cases = [
+            ("text", "just some text\n".to_owned(), "contains no -----BEGIN CERTIFICATE----- block"),
+            ("two", format!("{root}{root}"), "contains 2 certificates; expected only the root"),
+            (
+                "key",
+                std::fs::read_to_string(dir.path().join("ca/ca-key.pem")).unwrap(),
+                "contains no -----BEGIN CERTIFICATE----- block",
+            ),
+            ("der", String::new(), "is not PEM text"),
+        ];
+        for (name, contents, expected) in cases {
+            let path = dir.path().join(name);
+            if name == "der" {
+                std::fs::write(&path, [0x30, 0x82, 0xff, 0xfe]).unwrap();
+            } else {
+                std::fs::write(&path, contents).unwrap();
+            }
+            let config = Config::parse(&with_cas(&CAS_SECTION.replace("ROOT", path.to_str().unwrap()))).unwrap();
+            let CaConfig::GoogleCas(cas) = &config.environments["production"].ca else { panic!() };
+            let error = format!("{:#}", cas.settings("production").unwrap_err());
+            assert!(error.starts_with("environments.production.ca.root_certificate: "), "{name}: {error}");
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn shared_cas_pool_is_rejected() {
+        let staging_section = CAS_SECTION.replace("[environments.production.ca]\n", "");
+        let text = with_cas(CAS_SECTION).replacen("backend = \"local\"", staging_section.trim(), 1);
+        let error = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(error.contains("is also the pool of environments."), "{error}");
     }
 
     #[test]

@@ -113,7 +113,9 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Revokes a certificate from the command line, with the CAs of the configuration.
+/// Records a revocation from the command line. The CA is told by the running service's
+/// worker, which has the configured CAs and retries until the CA confirms, so this
+/// command needs no CA of its own and cannot revoke at the wrong one.
 pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operator: &str) -> anyhow::Result<()> {
     let pool = connect(&config).await?;
     let mut conn = pool.acquire().await?;
@@ -125,18 +127,18 @@ pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operat
     }
     drop(conn);
 
-    let state = AppState::new(pool, environments(&config).await?, WebSettings::default());
-    let row = ozo_web::revoke_request(&state, request_id, operator, reason).await.map_err(|error| match error {
+    ozo_web::record_revocation(&pool, request_id, operator, reason).await.map_err(|error| match error {
         ozo_web::ApiError::BadRequest(text)
         | ozo_web::ApiError::Conflict { text, .. }
-        | ozo_web::ApiError::NotFound(text)
-        | ozo_web::ApiError::CaRefused(text)
-        | ozo_web::ApiError::CaUnavailable(text) => {
+        | ozo_web::ApiError::NotFound(text) => {
             anyhow::anyhow!("{}", text.en)
         }
         other => anyhow::anyhow!("{other}"),
     })?;
-    println!("request {} is {}: certificate revoked ({reason})", row.id, row.status);
+    println!(
+        "request {request_id} is revoked ({reason}); the running service now asks the CA to revoke the certificate \
+         and retries until the CA confirms"
+    );
     Ok(())
 }
 

@@ -47,10 +47,15 @@ pub struct CertificateRow {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     pub revocation_reason: Option<String>,
-    /// The remote CA's resource name of the certificate.
+    /// The remote CA's resource name of the certificate. It and the other remote names
+    /// stay out of JSON, which clients read too, because they name the cloud project.
+    #[serde(skip)]
     pub ca_certificate_name: Option<String>,
+    #[serde(skip)]
     pub ca_certificate_id: Option<String>,
+    #[serde(skip)]
     pub ca_request_id: Option<Uuid>,
+    #[serde(skip)]
     pub issuing_ca: Option<String>,
     /// When the CA confirmed the revocation.
     #[serde(with = "time::serde::rfc3339::option")]

@@ -250,8 +250,9 @@ pub enum Transition {
     NotFound,
 }
 
-/// Moves a request from `from` to `to` if, and only if, it is in `from` now. Of two
-/// concurrent callers exactly one gets [`Transition::Done`].
+/// Moves a request from `from` to `to` if, and only if, it is in `from` now, and sets its
+/// reason, clearing the reason of an earlier state. Of two concurrent callers exactly one
+/// gets [`Transition::Done`].
 #[tracing::instrument(name = "db.transition_request", skip(conn, reason))]
 pub async fn transition(
     conn: &mut PgConnection,
@@ -263,7 +264,7 @@ pub async fn transition(
     debug_assert!(from.can_become(to), "{from} -> {to} is not a transition");
 
     let updated = sqlx::query!(
-        r#"UPDATE requests SET status = $3, status_reason = COALESCE($4, status_reason), updated_at = now()
+        r#"UPDATE requests SET status = $3, status_reason = $4, updated_at = now()
            WHERE id = $1 AND status = $2"#,
         id,
         from.as_str(),

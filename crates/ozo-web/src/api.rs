@@ -269,7 +269,7 @@ async fn preview_request(
             "key_usages": preview.key_usages,
             "extended_key_usages": preview.extended_key_usages,
             "is_ca": preview.is_ca,
-            "issuer": preview.issuer,
+            "issuing_ca": preview.issuer,
         }),
     };
     Ok(Json(body).into_response())

@@ -87,9 +87,7 @@ impl FromRequestParts<AppState> for ApiAccount {
             .ok_or(ApiError::Unauthorized)?;
 
         let mut conn = state.pool().acquire().await?;
-        let account = accounts::find_by_token(&mut conn, &secret_sha256(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let account = accounts::find_by_token(&mut conn, &secret_sha256(token)).await?.ok_or(ApiError::Unauthorized)?;
         Ok(ApiAccount(account))
     }
 }

@@ -134,7 +134,12 @@ async fn upload_form(
 
 /// Shows the invitation's organisation and narrows the environments to those it may
 /// still be used for, or shows why the code does not work.
-async fn apply_invitation(state: &AppState, lang: Lang, page: &mut UploadPage<'static>, code: &str) -> Result<(), ApiError> {
+async fn apply_invitation(
+    state: &AppState,
+    lang: Lang,
+    page: &mut UploadPage<'static>,
+    code: &str,
+) -> Result<(), ApiError> {
     let code = code.trim();
     if code.is_empty() {
         return Ok(());
@@ -180,7 +185,9 @@ async fn read_form(mut multipart: Multipart) -> Result<UploadForm, ApiError> {
         } else {
             ApiError::BadRequest(Text::new(
                 format!("The form could not be read ({error}). Reload the page and try again."),
-                format!("Het formulier kon niet worden gelezen ({error}). Laad de pagina opnieuw en probeer het nog eens."),
+                format!(
+                    "Het formulier kon niet worden gelezen ({error}). Laad de pagina opnieuw en probeer het nog eens."
+                ),
             ))
         }
     };
@@ -243,7 +250,11 @@ async fn upload(
             }
             page.findings = findings
                 .iter()
-                .map(|f| FindingLine { code: f.code.to_string(), severity: f.severity.as_str().to_owned(), message: f.message(lang).to_owned() })
+                .map(|f| FindingLine {
+                    code: f.code.to_string(),
+                    severity: f.severity.as_str().to_owned(),
+                    message: f.message(lang).to_owned(),
+                })
                 .collect();
             render(&page, StatusCode::UNPROCESSABLE_ENTITY)
         }
@@ -254,9 +265,12 @@ async fn upload(
         Err(ApiError::PayloadTooLarge) => {
             page.csr.clear();
             page.error = Some(
-                Text::new("The upload is too large; a CSR is about 400 bytes.", "De upload is te groot; een CSR is ongeveer 400 bytes.")
-                    .get(lang)
-                    .to_owned(),
+                Text::new(
+                    "The upload is too large; a CSR is about 400 bytes.",
+                    "De upload is te groot; een CSR is ongeveer 400 bytes.",
+                )
+                .get(lang)
+                .to_owned(),
             );
             render(&page, StatusCode::PAYLOAD_TOO_LARGE)
         }
@@ -281,6 +295,9 @@ struct StatusPage<'a> {
     curl_command: String,
     issued: bool,
     next_step: &'static str,
+    /// The operator's reason, shown only for a denial or a revocation: a failure's reason
+    /// is an internal CA message for operators.
+    client_reason: Option<String>,
 }
 
 /// Finds the request of a status token, counting the view against the address's limit.
@@ -318,13 +335,21 @@ async fn status_page(
         received: crate::pages::format_time(row.created_at),
         findings: issuance::findings_of(&row)
             .iter()
-            .map(|f| FindingLine { code: f.code.to_string(), severity: f.severity.as_str().to_owned(), message: f.message(lang).to_owned() })
+            .map(|f| FindingLine {
+                code: f.code.to_string(),
+                severity: f.severity.as_str().to_owned(),
+                message: f.message(lang).to_owned(),
+            })
             .collect(),
         serial: certificate.as_ref().map(|c| c.serial_hex.clone()).unwrap_or_default(),
         valid_until: certificate.as_ref().map(|c| crate::pages::format_time(c.not_after)).unwrap_or_default(),
         curl_command: format!("curl --cert client-cert.pem --key client-key.pem {test_url}"),
         issued: certificate.is_some() && row.status == RequestStatus::Issued,
         next_step: c.next_step(row.status),
+        client_reason: row
+            .status_reason
+            .clone()
+            .filter(|_| matches!(row.status, RequestStatus::Denied | RequestStatus::Revoked)),
         row,
     };
     render(&page, StatusCode::OK)
@@ -338,7 +363,9 @@ async fn status_download(
     let row = request_of_token(&state, client, &token).await?;
 
     let body = if file == "ca-cert.pem" {
-        let runtime = state.environment(&row.environment).ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
+        let runtime = state
+            .environment(&row.environment)
+            .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
         runtime.signer.ca_certificate_pem().to_owned()
     } else {
         let mut conn = state.pool().acquire().await?;

@@ -14,9 +14,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| not_a_request_id(""))?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_a_request_id(""))?;
         Uuid::parse_str(&raw).map(RequestId).map_err(|_| not_a_request_id(&raw))
     }
 }

@@ -199,6 +199,7 @@ pub struct PageTexts {
     pub revocation_confirmed: &'static str,
     pub revocation_pending: &'static str,
     pub ca_name: &'static str,
+    pub signing_retry: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -279,6 +280,7 @@ pub const EN: PageTexts = PageTexts {
     revocation_confirmed: "The CA confirmed the revocation.",
     revocation_pending: "Waiting for the CA to confirm the revocation; ozo-signer keeps asking.",
     ca_name: "Name at the CA",
+    signing_retry: "Signing will be retried; last error",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -357,6 +359,7 @@ pub const NL: PageTexts = PageTexts {
     revocation_confirmed: "De CA heeft de intrekking bevestigd.",
     revocation_pending: "Wacht op bevestiging van de intrekking door de CA; ozo-signer blijft het vragen.",
     ca_name: "Naam bij de CA",
+    signing_retry: "Ondertekenen wordt opnieuw geprobeerd; laatste fout",
 };
 
 impl PageTexts {

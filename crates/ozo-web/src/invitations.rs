@@ -27,10 +27,12 @@ pub async fn create(
     input: InvitationInput,
     created_by: &str,
 ) -> Result<(InvitationRow, String), ApiError> {
-    let organisation = crate::issuance::required_text(&input.organisation, "organisation", "organisation (organisatie)", 200)?;
+    let organisation =
+        crate::issuance::required_text(&input.organisation, "organisation", "organisation (organisatie)", 200)?;
     let contact = crate::issuance::required_text(&input.contact, "contact", "contact (contactpersoon)", 254)?;
 
-    let mut environments: Vec<String> = input.environments.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
+    let mut environments: Vec<String> =
+        input.environments.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
     environments.sort();
     environments.dedup();
     let known = known_environments.join(", ");
@@ -88,7 +90,14 @@ pub async fn withdraw(pool: &PgPool, id: Uuid, by: &str) -> Result<InvitationRow
         ApiError::NotFound(Text::new(format!("No invitation with id {id}."), format!("Geen uitnodiging met id {id}.")))
     })?;
     if withdrawn {
-        ozo_store::events::append(&mut tx, &actor(by), None, "invitation.withdrawn", serde_json::json!({ "invitation": id })).await?;
+        ozo_store::events::append(
+            &mut tx,
+            &actor(by),
+            None,
+            "invitation.withdrawn",
+            serde_json::json!({ "invitation": id }),
+        )
+        .await?;
         tracing::info!(invitation.id = %id, by, "withdrew an invitation");
     }
     tx.commit().await?;
@@ -117,7 +126,8 @@ pub async fn check(pool: &PgPool, code: &str, environment: &str) -> Result<Invit
             "De uitnodigingscode is onbekend. Controleer of u de hele code of link uit de uitnodiging hebt gekopieerd, of vraag uw OZO-contactpersoon om een nieuwe.",
         )));
     };
-    problem(&invitation, environment, OffsetDateTime::now_utc()).map_or(Ok(invitation), |text| Err(ApiError::Invitation(text)))
+    problem(&invitation, environment, OffsetDateTime::now_utc())
+        .map_or(Ok(invitation), |text| Err(ApiError::Invitation(text)))
 }
 
 /// Returns the reason an invitation cannot be used for `environment` at `now`, if any.

@@ -342,10 +342,19 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
     load_request(state, id).await
 }
 
-/// Revokes the certificate of an issued request with an RFC 5280 reason. The decision,
-/// its event and a revoke job commit together; the job then runs at once, and until the
-/// CA confirms, a worker keeps asking it.
+/// Revokes the certificate of an issued request with an RFC 5280 reason and asks the CA
+/// at once. Until the CA confirms, a worker keeps asking it.
 pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
+    record_revocation(state.pool(), id, operator, reason).await?;
+
+    crate::signing::run_job(state, Some(id)).await?;
+    load_request(state, id).await
+}
+
+/// Records the revocation of an issued request's certificate: the decision, its event and
+/// a revoke job commit together. The CA is not called here; the service's worker does
+/// that with the configured CA.
+pub async fn record_revocation(pool: &sqlx::PgPool, id: Uuid, operator: &str, reason: &str) -> Result<(), ApiError> {
     let reason: ozo_domain::RevocationReason = reason.parse().map_err(|error: ozo_domain::revocation::UnknownRevocationReason| {
         ApiError::BadRequest(Text::new(
             error.to_string(),
@@ -353,7 +362,7 @@ pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) ->
         ))
     })?;
 
-    let mut tx = state.pool().begin().await?;
+    let mut tx = pool.begin().await?;
     match requests::transition(&mut tx, id, RequestStatus::Issued, RequestStatus::Revoked, Some(reason.as_str()))
         .await?
     {
@@ -370,9 +379,7 @@ pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) ->
     jobs::enqueue(&mut tx, id, jobs::JobAction::Revoke).await?;
     tx.commit().await?;
     tracing::info!(request.id = %id, operator.name = operator, reason = %reason, "revoked a certificate");
-
-    crate::signing::run_job(state, Some(id)).await?;
-    load_request(state, id).await
+    Ok(())
 }
 
 /// Denies a pending request with a reason that the client sees.

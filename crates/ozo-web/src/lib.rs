@@ -18,9 +18,9 @@ use crate::ratelimit::RateLimiter;
 
 mod api;
 pub mod auth;
+mod client_pages;
 mod error;
 mod extract;
-mod client_pages;
 pub mod i18n;
 pub mod invitations;
 mod issuance;
@@ -102,10 +102,8 @@ struct AppStateInner {
 impl AppState {
     pub fn new(pool: PgPool, environments: Vec<EnvironmentRuntime>, settings: WebSettings) -> Self {
         let environment_list = environments.iter().map(|runtime| runtime.environment.clone()).collect();
-        let environments = environments
-            .into_iter()
-            .map(|runtime| (runtime.environment.name.clone(), runtime))
-            .collect();
+        let environments =
+            environments.into_iter().map(|runtime| (runtime.environment.name.clone(), runtime)).collect();
         let limits = &settings.limits;
         AppState {
             inner: Arc::new(AppStateInner {
@@ -175,9 +173,10 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Revokes the certificate of an issued request for an operator, as the API does.
-pub async fn revoke_request(state: &AppState, id: uuid::Uuid, operator: &str, reason: &str) -> Result<ozo_store::requests::RequestRow, ApiError> {
-    issuance::revoke(state, id, operator, reason).await
+/// Records the revocation of an issued request's certificate for an operator, for the
+/// command line. The running service's worker then revokes it at the configured CA.
+pub async fn record_revocation(pool: &PgPool, id: uuid::Uuid, operator: &str, reason: &str) -> Result<(), ApiError> {
+    issuance::record_revocation(pool, id, operator, reason).await
 }
 
 /// Builds the router with every route of the service.
@@ -196,14 +195,8 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

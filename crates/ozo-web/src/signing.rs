@@ -81,9 +81,9 @@ async fn finish_issue(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome
     Ok(())
 }
 
-/// A revocation is already decided and recorded, so its job never gives up: an
-/// unavailable CA is retried with backoff, and a CA that rejects the call is asked again
-/// at the longest interval, with the error logged and shown to operators.
+/// A revocation is already decided and recorded, so its job never gives up. An
+/// unavailable CA is retried with backoff. A CA that rejects the call is called again at
+/// the longest interval, with the error logged and shown on the request page.
 async fn finish_revocation(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome) -> Result<(), StoreError> {
     match outcome {
         Outcome::Issued | Outcome::Gone => jobs::complete(conn, job.request_id).await?,
@@ -192,12 +192,45 @@ async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> 
             error = %mismatch,
             "the CA returned a certificate that fails our checks; it is not recorded"
         );
-        // The next attempt asks the CA for a new certificate instead of this one.
+
+        // The certificate is never handed out, so it is revoked where the CA keeps it. A
+        // failure is logged and recorded in the event for the operator.
+        let revoked_at_ca = match ca_name {
+            None => false,
+            Some(name) => {
+                let revocation = RevocationRequest {
+                    request_id: id,
+                    serial_hex: &issued.serial_hex,
+                    certificate_name: Some(name),
+                    reason: ozo_domain::RevocationReason::Superseded,
+                };
+                match environment.signer.revoke(revocation).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::error!(request.id = %id, certificate.ca_name = name, error = %error, "failed to revoke the rejected certificate at the CA");
+                        false
+                    }
+                }
+            }
+        };
+
+        // The next attempt requests a new certificate from the CA instead of this one.
         requests::next_signing_round(conn, id).await?;
-        let detail =
-            json!({ "serial": issued.serial_hex, "ca_name": ca_name, "round": round, "error": mismatch.to_string() });
+        let detail = json!({
+            "serial": issued.serial_hex,
+            "ca_name": ca_name,
+            "round": round,
+            "error": mismatch.to_string(),
+            "revoked_at_ca": revoked_at_ca,
+        });
         events::append(conn, &Actor::Signer, Some(id), "certificate.rejected", detail).await?;
-        return Ok(Outcome::Failed(format!("the CA returned a certificate that fails our checks: {mismatch}")));
+        let hint = match mismatch {
+            ozo_ca::CertificateMismatch::Chain(_) => {
+                " Check that root_certificate in the environment's CA settings is the pool's root; it is read when the service starts."
+            }
+            _ => "",
+        };
+        return Ok(Outcome::Failed(format!("the CA returned a certificate that fails our checks: {mismatch}.{hint}")));
     }
     let Ok(sha256) = hex::decode(&issued.sha256_hex) else {
         return Ok(Outcome::Failed("the CA returned an invalid certificate fingerprint".to_owned()));
