@@ -68,10 +68,8 @@ async fn browser(driver: &ChromeDriver, profile: &std::path::Path) -> Client {
     let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     args.push(format!("--user-data-dir={}", profile.display()));
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_owned(),
-        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
-    );
+    capabilities
+        .insert("goog:chromeOptions".to_owned(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
@@ -116,6 +114,15 @@ async fn wait_for_path(client: &Client, prefix: &str) -> url::Url {
     }
 }
 
+/// Signs in on the login page and waits for the queue.
+async fn sign_in(client: &Client, server: &TestServer, name: &str) {
+    client.goto(&server.url("/login")).await.unwrap();
+    element(client, "#name").await.send_keys(name).await.unwrap();
+    element(client, "#password").await.send_keys("a long enough password").await.unwrap();
+    element(client, "form button[type=submit]").await.click().await.unwrap();
+    wait_for_path(client, "/operator/requests").await;
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     element(client, css).await.text().await.unwrap()
 }
@@ -124,8 +131,10 @@ async fn text_of(client: &Client, css: &str) -> String {
 async fn invitation_to_download_in_chromium() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let added = server.command(&["user", "add", "olivia", "--role", "operator"], "a long enough password\n");
-    assert!(added.status.success());
+    for name in ["olivia", "pieter"] {
+        let added = server.command(&["user", "add", name, "--role", "operator"], "a long enough password\n");
+        assert!(added.status.success());
+    }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let (_, good) = make_csr(dir, "client", STAGING_SUBJECT);
@@ -138,13 +147,9 @@ async fn invitation_to_download_in_chromium() {
     let client = browser(&driver, &dir.join("client-profile")).await;
 
     // The operator signs in and invites the organisation for staging.
-    operator.goto(&server.url("/login")).await.unwrap();
-    element(&operator, "#name").await.send_keys("olivia").await.unwrap();
-    element(&operator, "#password").await.send_keys("a long enough password").await.unwrap();
-    element(&operator, "form button[type=submit]").await.click().await.unwrap();
+    sign_in(&operator, &server, "olivia").await;
     // Only a signed-in operator's pages link to the invitations.
     element(&operator, "nav a[href='/operator/invitations']").await;
-    wait_for_path(&operator, "/operator/requests").await;
 
     operator.goto(&server.url("/operator/invitations")).await.unwrap();
     element(&operator, "#organisation").await.send_keys("Zorggroep Rivierenland").await.unwrap();
@@ -181,35 +186,48 @@ async fn invitation_to_download_in_chromium() {
     assert_eq!(text_of(&client, "#status").await, "pending");
     screenshot(&client, "4-client-status-pending").await;
 
-    // The operator approves it from the queue.
+    // Olivia invited the organisation, so she may not approve what came in on it.
     operator.goto(&server.url("/operator/requests")).await.unwrap();
     element(&operator, "tbody tr td a").await.click().await.unwrap();
     element(&operator, "input[name=confirm]").await;
     let page = operator.source().await.unwrap();
     assert!(page.contains("Zorggroep Rivierenland"));
+    let request_path = wait_for_path(&operator, "/operator/requests/").await.path().to_owned();
     element(&operator, "input[name=confirm]").await.click().await.unwrap();
     element(&operator, "form[action$='/approve'] button[type=submit]").await.click().await.unwrap();
-    operator
+    let notice = text_of(&operator, "p.notice").await;
+    assert!(notice.contains("another operator must approve it"), "{notice}");
+    assert!(text_of(&operator, "#approvals").await.starts_with("0 / 1"));
+
+    // Pieter, a second operator, approves it from the queue.
+    let approver = browser(&driver, &dir.join("approver-profile")).await;
+    sign_in(&approver, &server, "pieter").await;
+    approver.goto(&server.url(&request_path)).await.unwrap();
+    element(&approver, "input[name=confirm]").await.click().await.unwrap();
+    element(&approver, "form[action$='/approve'] button[type=submit]").await.click().await.unwrap();
+    approver
         .wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css("span.status-issued"))
         .await
         .unwrap_or_else(|e| panic!("the request page shows the issued status: {e}"));
+    assert!(text_of(&approver, "#approvals").await.starts_with("1 / 1: pieter"));
+    operator.goto(&server.url(&request_path)).await.unwrap();
+    element(&operator, "span.status-issued").await;
     screenshot(&operator, "5-operator-request-issued").await;
 
     // The client reloads the status page and downloads the certificate.
     client.refresh().await.unwrap();
     assert_eq!(text_of(&client, "#status").await, "issued");
     let curl_command = text_of(&client, "#curl-command").await;
-    assert_eq!(curl_command, "curl --cert client-cert.pem --key client-key.pem https://nuts-node-ozo-int.staging.ozo.headease.nl/status");
+    assert_eq!(
+        curl_command,
+        "curl --cert client-cert.pem --key client-key.pem https://nuts-node-ozo-int.staging.ozo.headease.nl/status"
+    );
     screenshot(&client, "6-client-status-issued").await;
     for file in ["client-cert.pem", "ca-cert.pem"] {
-        let href = element(&client, &format!("#downloads a[href$='/{file}']"))
-            .await
-            .attr("href")
-            .await
-            .unwrap()
-            .unwrap();
+        let href =
+            element(&client, &format!("#downloads a[href$='/{file}']")).await.attr("href").await.unwrap().unwrap();
         let url = status_url.join(&href).unwrap();
         let download = curl(&["-o", &dir.join(file).display().to_string(), url.as_str()]);
         assert_eq!(download.status, 200, "{file}");
@@ -217,6 +235,7 @@ async fn invitation_to_download_in_chromium() {
     let verified = openssl(dir, &["verify", "-CAfile", "ca-cert.pem", "client-cert.pem"]);
     assert!(String::from_utf8_lossy(&verified.stdout).contains("client-cert.pem: OK"));
 
+    approver.close().await.unwrap();
     operator.close().await.unwrap();
     client.close().await.unwrap();
     drop(server);

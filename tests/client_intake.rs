@@ -39,7 +39,7 @@ async fn invitation_codes_are_checked() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("ivo", "operator");
-    let code = server.invitation(&token, "Wijkzorg Zuid", &["staging"]);
+    let code = server.invitation(&server.inviter(), "Wijkzorg Zuid", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let (_, staging_csr) = make_csr(dir, "a", STAGING_SUBJECT);
@@ -69,7 +69,7 @@ async fn invitation_codes_are_checked() {
     assert!(used.json()["detail"].as_str().unwrap().contains("already used for a staging request"), "{}", used.body);
 
     // Withdrawn and expired codes get their own messages.
-    let withdrawn_code = server.invitation(&token, "Wijkzorg Noord", &["staging"]);
+    let withdrawn_code = server.invitation(&server.inviter(), "Wijkzorg Noord", &["staging"]);
     let listed = curl(&["-H", &format!("Authorization: Bearer {token}"), &server.url("/api/v1/invitations")]);
     let invitations = listed.json()["invitations"].as_array().unwrap().clone();
     assert_eq!(invitations.len(), 2);
@@ -81,7 +81,7 @@ async fn invitation_codes_are_checked() {
     assert_eq!(withdrawn.status, 403);
     assert!(withdrawn.json()["detail"].as_str().unwrap().contains("withdrawn"), "{}", withdrawn.body);
 
-    let expired_code = server.invitation(&token, "Wijkzorg West", &["staging"]);
+    let expired_code = server.invitation(&server.inviter(), "Wijkzorg West", &["staging"]);
     let pool = db.pool().await;
     sqlx::query("UPDATE invitations SET expires_at = '2026-01-31 12:00:00+00' WHERE organisation = 'Wijkzorg West'")
         .execute(&pool)
@@ -111,8 +111,8 @@ async fn invitation_codes_are_checked() {
 async fn uploads_are_rate_limited_per_invitation() {
     let db = TestDb::create().await;
     let server = TestServer::start_with_config(&db.url, Some(CONFIG));
-    let token = server.operator_token("rita", "operator");
-    let code = server.invitation(&token, "Snelle Zorg", &["staging"]);
+    server.operator_token("rita", "operator");
+    let code = server.invitation(&server.inviter(), "Snelle Zorg", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let (_, production_csr) = make_csr(work.path(), "p", PRODUCTION_SUBJECT);
 
@@ -138,7 +138,7 @@ async fn uploads_are_rate_limited_per_invitation() {
     assert!((1..=600).contains(&retry_after), "{retry_after}");
 
     // Another invitation from the same address is not limited.
-    let other = server.invitation(&token, "Andere Zorg", &["staging"]);
+    let other = server.invitation(&server.inviter(), "Andere Zorg", &["staging"]);
     assert_eq!(upload(&server, &production_csr, &format!("environment=staging&invitation={other}")).status, 422);
 
     drop(server);
@@ -171,7 +171,8 @@ async fn status_page_follows_request() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("stan", "operator");
-    let code = server.invitation(&token, "Revalidatie Centrum", &["production"]);
+    let second = server.operator_token("tess", "operator");
+    let code = server.invitation(&server.inviter(), "Revalidatie Centrum", &["production"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let (_, csr) = make_csr(dir, "client", PRODUCTION_SUBJECT);
@@ -187,8 +188,7 @@ async fn status_page_follows_request() {
     assert!(pending.body.contains("Revalidatie Centrum"));
     assert!(!pending.body.contains("client-cert.pem"), "no download before issuance");
 
-    let approved = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &server.url(&format!("/api/v1/requests/{id}/approve"))]);
-    assert_eq!(approved.status, 200);
+    assert_eq!(server.approve(&[&token, &second], &id).json()["status"], "issued");
 
     let issued = curl(&["-H", "Accept-Language: nl", &server.url(&status_path)]);
     assert!(issued.body.contains("Het certificaat is klaar."), "{}", issued.body);
@@ -218,8 +218,8 @@ async fn status_page_follows_request() {
 async fn upload_form_keeps_input_and_lists_findings() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("uma", "operator");
-    let code = server.invitation(&token, "Huisarts Centrum", &["staging"]);
+    server.operator_token("uma", "operator");
+    let code = server.invitation(&server.inviter(), "Huisarts Centrum", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let (_, good) = make_csr(dir, "good", STAGING_SUBJECT);

@@ -65,7 +65,8 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("alice", "operator");
-    let code = server.invitation(&token, "Zorginstelling De Linde", &["staging", "production"]);
+    let second = server.operator_token("bram", "operator");
+    let code = server.invitation(&server.inviter(), "Zorginstelling De Linde", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -88,11 +89,18 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
         let early = curl(&[&server.url(&format!("/api/v1/requests/{id}/certificate"))]);
         assert_eq!(early.status, 409, "certificate before approval: {}", early.body);
 
-        let approved = curl(&[
-            "-X", "POST", "-H", &format!("Authorization: Bearer {token}"),
-            &server.url(&format!("/api/v1/requests/{id}/approve")),
-        ]);
-        assert_eq!(approved.status, 200, "{environment} approve: {}", approved.body);
+        // Staging needs one operator's approval, production two different operators'.
+        let first = server.approve(&[&token], &id);
+        let approved = if environment == "production" {
+            assert_eq!(first.json()["status"], "pending", "{}", first.body);
+            assert_eq!(first.json()["approvals"], 1);
+            assert_eq!(first.json()["approvals_required"], 2);
+            let again = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &server.url(&format!("/api/v1/requests/{id}/approve"))]);
+            assert_eq!(again.status, 403, "one operator cannot approve twice: {}", again.body);
+            server.approve(&[&second], &id)
+        } else {
+            first
+        };
         assert_eq!(approved.json()["status"], "issued", "{}", approved.body);
 
         let status = curl(&[&server.url(&format!("/api/v1/requests/{id}"))]);
@@ -161,8 +169,8 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
         kinds,
         [
             "invitation.created",
-            "request.received", "request.approved", "certificate.issued",
-            "request.received", "request.approved", "certificate.issued",
+            "request.received", "request.approval_recorded", "request.approved", "certificate.issued",
+            "request.received", "request.approval_recorded", "request.approval_recorded", "request.approved", "certificate.issued",
         ]
     );
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
@@ -177,8 +185,8 @@ async fn issuance_works_in_mtls_only_for_its_environment() {
 async fn private_key_upload_leaves_no_trace() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("olga", "operator");
-    let code = server.invitation(&token, "Lekkage BV", &["staging"]);
+    server.operator_token("olga", "operator");
+    let code = server.invitation(&server.inviter(), "Lekkage BV", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -256,7 +264,7 @@ async fn key_reuse_and_concurrent_approvals() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("bob", "operator");
-    let code = server.invitation(&token, "Huisartsen Noord", &["staging", "production"]);
+    let code = server.invitation(&server.inviter(), "Huisartsen Noord", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -304,7 +312,7 @@ async fn denial_and_api_authorization() {
     let server = TestServer::start(&db.url);
     let operator = server.operator_token("carol", "operator");
     let auditor = server.operator_token("dave", "auditor");
-    let code = server.invitation(&operator, "Thuiszorg West", &["staging", "production"]);
+    let code = server.invitation(&server.inviter(), "Thuiszorg West", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let (_key, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
 
@@ -326,6 +334,9 @@ async fn denial_and_api_authorization() {
     assert_eq!(forged.status, 401);
     let by_auditor = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {auditor}"), &server.url(&format!("/api/v1/requests/{id}/approve"))]);
     assert_eq!(by_auditor.status, 403, "{}", by_auditor.body);
+    let by_inviter = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {}", server.inviter()), &server.url(&format!("/api/v1/requests/{id}/approve"))]);
+    assert_eq!(by_inviter.status, 403, "{}", by_inviter.body);
+    assert!(by_inviter.json()["detail"].as_str().unwrap().starts_with("You created the invitation"), "{}", by_inviter.body);
 
     let pending = curl(&["-H", &format!("Authorization: Bearer {operator}"), &server.url("/api/v1/requests?status=pending")]);
     assert_eq!(pending.status, 200);
@@ -371,8 +382,8 @@ async fn denial_and_api_authorization() {
 async fn upload_mistakes_get_clear_errors() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("fred", "operator");
-    let code = server.invitation(&token, "Typo BV", &["staging", "production"]);
+    server.operator_token("fred", "operator");
+    let code = server.invitation(&server.inviter(), "Typo BV", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let (_key, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
     let pem = std::fs::read_to_string(&csr).unwrap();

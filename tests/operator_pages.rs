@@ -15,8 +15,8 @@ fn csrf_of(html: &str) -> String {
 async fn operator_signs_in_and_approves() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("erin", "operator");
-    let code = server.invitation(&token, "GGZ Oost", &["staging"]);
+    server.operator_token("erin", "operator");
+    let code = server.invitation(&server.inviter(), "GGZ Oost", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let jar = work.path().join("cookies.txt").display().to_string();
     let (_key, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);

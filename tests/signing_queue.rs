@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use ozo_system_tests::*;
+use sha2::Digest;
 
 async fn status_of(server: &TestServer, id: &str) -> serde_json::Value {
     curl(&[&server.url(&format!("/api/v1/requests/{id}"))]).json()
@@ -14,8 +15,8 @@ async fn status_of(server: &TestServer, id: &str) -> serde_json::Value {
 async fn worker_signs_orphaned_approval() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("wim", "operator");
-    let code = server.invitation(&token, "Verpleeghuis Oost", &["staging"]);
+    server.operator_token("wim", "operator");
+    let code = server.invitation(&server.inviter(), "Verpleeghuis Oost", &["staging"]);
     let work = tempfile::tempdir().unwrap();
     let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
 
@@ -28,10 +29,20 @@ async fn worker_signs_orphaned_approval() {
     ]);
     let id = upload.json()["id"].as_str().unwrap().to_owned();
 
-    // What an approval commits when its process stops before signing: the new state and
-    // the job, and nothing else.
+    // What an approval commits when its process stops before signing: the approval with
+    // its digest, the new state and the job, and nothing else.
     let pool = db.pool().await;
+    let digest = approval_digest(&std::fs::read(&csr).unwrap(), 0, "local CA in data/ca/staging");
     let mut tx = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO approvals (request_id, account_id, digest)
+         SELECT $1::uuid, id, $2 FROM accounts WHERE name = 'wim'",
+    )
+    .bind(&id)
+    .bind(digest.as_slice())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     sqlx::query("UPDATE requests SET status = 'approved' WHERE id = $1::uuid")
         .bind(&id)
         .execute(&mut *tx)
@@ -64,63 +75,62 @@ async fn worker_signs_orphaned_approval() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tampered_csr_fails_until_retried() {
+async fn tampered_csr_is_refused() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
-    let token = server.operator_token("xander", "operator");
-    let code = server.invitation(&token, "Kliniek West", &["production"]);
+    let first = server.operator_token("xander", "operator");
+    let second = server.operator_token("yvonne", "operator");
+    let code = server.invitation(&server.inviter(), "Kliniek West", &["production", "staging"]);
     let work = tempfile::tempdir().unwrap();
-    let (_, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
-
-    let upload = curl(&[
-        "-X",
-        "POST",
-        "--data-binary",
-        &format!("@{}", csr.display()),
-        &server.url(&format!("/api/v1/requests?environment=production&invitation={code}")),
-    ]);
-    let id = upload.json()["id"].as_str().unwrap().to_owned();
-
-    // Someone with database access changes one byte of the stored CSR's signature.
     let pool = db.pool().await;
-    let original: Vec<u8> = sqlx::query_scalar("SELECT csr_der FROM requests WHERE id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&pool)
+
+    // A CSR whose stored signature was changed cannot be approved at all.
+    let (_, csr) = make_csr(work.path(), "broken", STAGING_SUBJECT);
+    let upload_url = |environment: &str| server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}"));
+    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &upload_url("staging")]);
+    let broken_id = upload.json()["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE requests SET csr_der = set_byte(csr_der, length(csr_der) - 1, get_byte(csr_der, length(csr_der) - 1) # 1) WHERE id = $1::uuid")
+        .bind(&broken_id)
+        .execute(&pool)
         .await
         .unwrap();
-    let mut tampered = original.clone();
-    *tampered.last_mut().unwrap() ^= 0x01;
-    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid")
+    let refused = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {first}"), &server.url(&format!("/api/v1/requests/{broken_id}/approve"))]);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let detail = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("the stored CSR no longer passes validation: signature"), "{detail}");
+
+    // After the first of two production approvals, someone with database access swaps in
+    // another valid CSR with its key. The second approval covers the new CSR, the first
+    // the old one, so the signing step refuses.
+    let (_, csr) = make_csr(work.path(), "client", PRODUCTION_SUBJECT);
+    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &upload_url("production")]);
+    let id = upload.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.approve(&[&first], &id).json()["status"], "pending");
+
+    let (swap_key, _) = make_csr(work.path(), "swap", PRODUCTION_SUBJECT);
+    openssl(work.path(), &["req", "-new", "-key", swap_key.to_str().unwrap(), "-subj", PRODUCTION_SUBJECT, "-outform", "DER", "-out", "swap.der"]);
+    openssl(work.path(), &["pkey", "-in", swap_key.to_str().unwrap(), "-pubout", "-outform", "DER", "-out", "swap-spki.der"]);
+    let swapped_csr = std::fs::read(work.path().join("swap.der")).unwrap();
+    let swapped_spki = sha2::Sha256::digest(std::fs::read(work.path().join("swap-spki.der")).unwrap()).to_vec();
+    sqlx::query("UPDATE requests SET csr_der = $2, spki_sha256 = $3 WHERE id = $1::uuid")
         .bind(&id)
-        .bind(&tampered)
+        .bind(&swapped_csr)
+        .bind(&swapped_spki)
         .execute(&pool)
         .await
         .unwrap();
 
-    let auth = format!("Authorization: Bearer {token}");
-    let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
-    assert_eq!(approved.status, 200, "{}", approved.body);
-    let request = approved.json();
+    let request = server.approve(&[&second], &id).json();
     assert_eq!(request["status"], "failed", "{request}");
-    assert_eq!(request["status_reason"], "the stored CSR no longer passes validation: signature");
+    let reason = request["status_reason"].as_str().unwrap();
+    assert!(reason.starts_with("the approval by xander covers other values than the request has now"), "{reason}");
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
     assert_eq!(certificates, 0, "nothing was signed");
 
-    // A retry before the cause is fixed fails again; after the fix it issues.
+    // A retry fails again: the approvals no longer agree on what was approved.
+    let auth = format!("Authorization: Bearer {first}");
     let again = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(again.json()["status"], "failed", "{}", again.body);
-    sqlx::query("UPDATE requests SET csr_der = $2 WHERE id = $1::uuid")
-        .bind(&id)
-        .bind(&original)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let retried = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
-    assert_eq!(retried.status, 200, "{}", retried.body);
-    assert_eq!(retried.json()["status"], "issued", "{}", retried.body);
-
-    let retry_of_issued = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
-    assert_eq!(retry_of_issued.status, 409);
 
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events WHERE request_id = $1::uuid ORDER BY id")
         .bind(&id)
@@ -131,12 +141,12 @@ async fn tampered_csr_fails_until_retried() {
         kinds,
         [
             "request.received",
+            "request.approval_recorded",
+            "request.approval_recorded",
             "request.approved",
             "signing.failed",
             "signing.retried",
             "signing.failed",
-            "signing.retried",
-            "certificate.issued"
         ]
     );
     pool.close().await;
@@ -145,12 +155,29 @@ async fn tampered_csr_fails_until_retried() {
     db.drop_database().await;
 }
 
+/// The digest the service records for an approval of `csr` with the built-in lifetime.
+fn approval_digest(csr: &[u8], environment: usize, ca: &str) -> [u8; 32] {
+    let environments = ozo_domain::Environment::builtin();
+    let ozo_domain::Verdict::Accepted(verified) = ozo_domain::validate(csr, &environments[environment], &environments) else {
+        panic!("the CSR passes validation");
+    };
+    ozo_domain::ApprovalSubject {
+        csr: &verified,
+        environment: environments[environment].name.as_str(),
+        ca,
+        lifetime_seconds: 365 * 86400,
+        policy_version: ozo_domain::POLICY_VERSION,
+    }
+    .digest()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn revocation_by_api_and_cli() {
     let db = TestDb::create().await;
     let server = TestServer::start(&db.url);
     let token = server.operator_token("yara", "operator");
-    let code = server.invitation(&token, "Thuiszorg Noord", &["staging", "production"]);
+    let second = server.operator_token("zeno", "operator");
+    let code = server.invitation(&server.inviter(), "Thuiszorg Noord", &["staging", "production"]);
     let work = tempfile::tempdir().unwrap();
     let auth = format!("Authorization: Bearer {token}");
 
@@ -165,8 +192,8 @@ async fn revocation_by_api_and_cli() {
             &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}")),
         ]);
         let id = upload.json()["id"].as_str().unwrap().to_owned();
-        let approved = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/approve"))]);
-        assert_eq!(approved.json()["status"], "issued");
+        let approvers: &[&str] = if environment == "production" { &[&token, &second] } else { &[&token] };
+        assert_eq!(server.approve(approvers, &id).json()["status"], "issued");
         ids.push((id, upload.json()["status_page_url"].as_str().unwrap().to_owned()));
     }
     let (production_id, production_status_page) = &ids[0];

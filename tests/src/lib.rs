@@ -77,6 +77,7 @@ pub struct TestServer {
     pub dir: TempDir,
     pub database_url: String,
     log: mpsc::Receiver<String>,
+    inviter: std::sync::OnceLock<String>,
 }
 
 impl TestServer {
@@ -133,7 +134,14 @@ impl TestServer {
             seen.push(line);
         };
 
-        TestServer { child, base_url: format!("http://{address}"), dir, database_url: database_url.to_owned(), log }
+        TestServer {
+            child,
+            base_url: format!("http://{address}"),
+            dir,
+            database_url: database_url.to_owned(),
+            log,
+            inviter: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -155,6 +163,25 @@ impl TestServer {
         let token = self.command(&["token", "create", name], "");
         assert!(token.status.success(), "token create failed: {}", String::from_utf8_lossy(&token.stderr));
         String::from_utf8(token.stdout).unwrap().trim().to_owned()
+    }
+
+    /// An API token of an operator account `inviter`, made on first use. The operator who
+    /// created an invitation may not approve what comes in on it, so tests invite with
+    /// this account and approve with their own.
+    pub fn inviter(&self) -> String {
+        self.inviter.get_or_init(|| self.operator_token("inviter", "operator")).clone()
+    }
+
+    /// Approves request `id` with each token in turn and returns the last response.
+    pub fn approve(&self, tokens: &[&str], id: &str) -> CurlResponse {
+        let url = self.url(&format!("/api/v1/requests/{id}/approve"));
+        let mut last = None;
+        for token in tokens {
+            let response = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &url]);
+            assert_eq!(response.status, 200, "approval of {id}: {}", response.body);
+            last = Some(response);
+        }
+        last.expect("at least one token")
     }
 
     /// Creates an invitation through the API and returns its code.

@@ -3,6 +3,7 @@
 //! This crate performs no I/O. It turns uploaded bytes into either a [`VerifiedCsr`],
 //! which only validation can create, or a [`RejectedCsr`] that lists every finding.
 
+pub mod approval;
 pub mod csr;
 pub mod environment;
 pub mod finding;
@@ -12,6 +13,7 @@ pub mod revocation;
 pub mod status;
 mod subject;
 
+pub use approval::ApprovalSubject;
 pub use csr::{validate, RejectedCsr, Verdict, VerifiedCsr, MAX_UPLOAD_BYTES};
 pub use environment::{Environment, EnvironmentName, ExpectedSubject};
 pub use finding::{Finding, FindingCode, Severity};

@@ -76,7 +76,16 @@ pub struct EnvironmentConfig {
     pub allow_uploads_without_invitation: bool,
     /// The URL that the status page shows clients for testing their certificate.
     pub test_url: Option<String>,
+    /// How many different operators must approve a request: 2 for production, 1 for
+    /// other environments, unless set.
+    pub approvals_required: Option<u32>,
     pub ca: CaConfig,
+}
+
+impl EnvironmentConfig {
+    pub fn approvals_required(&self, name: &str) -> u32 {
+        self.approvals_required.unwrap_or(if name == "production" { 2 } else { 1 })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +287,7 @@ impl Config {
                     certificate_lifetime_days: default_lifetime_days(),
                     allow_uploads_without_invitation: false,
                     test_url: Some(test_url.to_owned()),
+                    approvals_required: None,
                     ca: CaConfig::Local { directory: None },
                 };
                 (env.name.to_string(), config)
@@ -320,6 +330,15 @@ impl Config {
             }
             if env.allow_uploads_without_invitation && name == "production" {
                 bail!("environments.production.allow_uploads_without_invitation: expected false; uploads without an invitation are for test environments only");
+            }
+            if !(1..=5).contains(&env.approvals_required(name)) {
+                bail!(
+                    "environments.{name}.approvals_required: expected 1 to 5, found {}",
+                    env.approvals_required(name)
+                );
+            }
+            if name == "production" && env.approvals_required(name) < 2 {
+                bail!("environments.production.approvals_required: expected at least 2, so that no operator approves production alone");
             }
             if !(1..=MAX_LIFETIME_DAYS).contains(&env.certificate_lifetime_days) {
                 bail!(

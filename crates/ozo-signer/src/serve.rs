@@ -63,6 +63,7 @@ pub async fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRunt
             lifetime: time::Duration::days(section.certificate_lifetime_days.into()),
             allow_uploads_without_invitation: section.allow_uploads_without_invitation,
             test_url: section.test_url.clone().unwrap_or_default(),
+            approvals_required: section.approvals_required(environment.name.as_str()) as usize,
             environment,
             signer,
         });
@@ -144,6 +145,7 @@ pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operat
 
 const DEV_DATABASE: &str = "ozo_signer_dev";
 const DEV_OPERATOR: &str = "operator";
+const DEV_SECOND_OPERATOR: &str = "operator2";
 
 pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     if std::env::var_os("DATABASE_URL").is_none() && config.database_url.is_none() {
@@ -163,7 +165,10 @@ pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     let password = auth::random_secret();
     let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("failed to hash the password: {e}"))?;
     let mut conn = pool.acquire().await?;
-    accounts::upsert(&mut conn, DEV_OPERATOR, Some(&hash), &["operator".to_owned()], true).await?;
+    // Production needs two different operators' approvals, so dev mode makes two.
+    for name in [DEV_OPERATOR, DEV_SECOND_OPERATOR] {
+        accounts::upsert(&mut conn, name, Some(&hash), &["operator".to_owned()], true).await?;
+    }
     drop(conn);
 
     let environment_names: Vec<String> = config.environments.keys().cloned().collect();
@@ -180,7 +185,7 @@ pub async fn dev(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
 
     println!();
     println!("ozo-signer dev is starting on http://{listen}/");
-    println!("  operator account: {DEV_OPERATOR}");
+    println!("  operator accounts: {DEV_OPERATOR} and {DEV_SECOND_OPERATOR} (production needs both to approve)");
     println!("  password (shown once, new at every start): {password}");
     let url = database_url(&config)?;
     println!("  database: DATABASE_URL={}", redact_password(url.expose_secret()));

@@ -58,20 +58,18 @@ pub async fn upsert(
     .await;
     match result {
         Ok(_) => Ok(id),
-        Err(error) if is_unique_violation(&error, "accounts_name_key") => Err(StoreError::AccountExists(name.to_owned())),
+        Err(error) if is_unique_violation(&error, "accounts_name_key") => {
+            Err(StoreError::AccountExists(name.to_owned()))
+        }
         Err(error) => Err(error.into()),
     }
 }
 
 #[tracing::instrument(name = "db.find_account_by_name", skip(conn))]
 pub async fn find_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<Account>, sqlx::Error> {
-    sqlx::query_as!(
-        Account,
-        "SELECT id, name, password_hash, roles FROM accounts WHERE name = $1",
-        name
-    )
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as!(Account, "SELECT id, name, password_hash, roles FROM accounts WHERE name = $1", name)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Stores the hash of a new API token for an account.
@@ -149,8 +147,6 @@ pub async fn find_session(conn: &mut PgConnection, id_sha256: &[u8]) -> Result<O
 
 #[tracing::instrument(name = "db.delete_session", skip_all)]
 pub async fn delete_session(conn: &mut PgConnection, id_sha256: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM sessions WHERE id_sha256 = $1", id_sha256)
-        .execute(conn)
-        .await?;
+    sqlx::query!("DELETE FROM sessions WHERE id_sha256 = $1", id_sha256).execute(conn).await?;
     Ok(())
 }

@@ -92,12 +92,10 @@ pub async fn find_by_code(conn: &mut PgConnection, code_sha256: &[u8]) -> Result
 /// Withdraws an invitation; returns false when it was already withdrawn or does not exist.
 #[tracing::instrument(name = "db.withdraw_invitation", skip(conn))]
 pub async fn withdraw(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query!(
-        "UPDATE invitations SET withdrawn_at = now() WHERE id = $1 AND withdrawn_at IS NULL",
-        id
-    )
-    .execute(conn)
-    .await?;
+    let updated =
+        sqlx::query!("UPDATE invitations SET withdrawn_at = now() WHERE id = $1 AND withdrawn_at IS NULL", id)
+            .execute(conn)
+            .await?;
     Ok(updated.rows_affected() == 1)
 }
 

@@ -7,6 +7,7 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub mod accounts;
+pub mod approvals;
 pub mod certificates;
 pub mod events;
 pub mod invitations;

@@ -300,3 +300,12 @@ pub async fn next_signing_round(conn: &mut PgConnection, id: Uuid) -> Result<(),
     sqlx::query!("UPDATE requests SET signing_round = signing_round + 1 WHERE id = $1", id).execute(conn).await?;
     Ok(())
 }
+
+/// Locks a request's row until the transaction ends and returns its status, so that
+/// decisions on one request are taken one after the other.
+#[tracing::instrument(name = "db.lock_request", skip(conn))]
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestStatus>, StoreError> {
+    let status =
+        sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1 FOR UPDATE", id).fetch_optional(conn).await?;
+    status.map(|status| status.parse().map_err(|e| StoreError::Corrupt(format!("request {id}: {e}")))).transpose()
+}

@@ -139,8 +139,13 @@ async fn request_response(
 ) -> Result<Response, ApiError> {
     let mut conn = state.pool().acquire().await?;
     let certificate = certificates::for_request(&mut conn, row.id).await?;
+    let approvals = ozo_store::approvals::for_request(&mut conn, row.id).await?;
     let findings = findings_of(row);
-    Ok(Json(request_view(row, &findings, certificate.as_ref(), lang)).into_response())
+
+    let mut view = request_view(row, &findings, certificate.as_ref(), lang);
+    view.approvals = Some(approvals.len());
+    view.approvals_required = state.environment(&row.environment).map(|environment| environment.approvals_required);
+    Ok(Json(view).into_response())
 }
 
 /// `GET /api/v1/requests/{id}/certificate`: the certificate in PEM followed by its chain.
@@ -243,7 +248,7 @@ async fn approve_request(
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;
 
-    let row = issuance::approve(&state, id, &operator.name).await?;
+    let row = issuance::approve(&state, id, operator).await?;
 
     request_response(&state, &row, lang).await
 }

@@ -33,6 +33,10 @@ pub enum ApiError {
     /// 404: no such request or environment.
     #[error("not found: {}", .0.en)]
     NotFound(Text),
+    /// 403: the four-eyes rule forbids this operator's approval: they approved already or
+    /// created the invitation.
+    #[error("the four-eyes rule forbids this approval")]
+    FourEyes(Text),
     /// 409: the request is not in a state that allows the action.
     #[error("conflict: the request is {current}")]
     Conflict { current: RequestStatus, text: Text },
@@ -82,7 +86,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } | ApiError::CsrfMismatch | ApiError::Invitation(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::CsrfMismatch | ApiError::Invitation(_) | ApiError::FourEyes(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -144,6 +150,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(text)
             | ApiError::NotFound(text)
             | ApiError::Invitation(text)
+            | ApiError::FourEyes(text)
             | ApiError::CaRefused(text)
             | ApiError::CaUnavailable(text) => {
                 json!({ "title": title, "status": status.as_u16(), "detail": text.get(lang) })

@@ -200,6 +200,7 @@ pub struct PageTexts {
     pub revocation_pending: &'static str,
     pub ca_name: &'static str,
     pub signing_retry: &'static str,
+    pub approvals: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -281,6 +282,7 @@ pub const EN: PageTexts = PageTexts {
     revocation_pending: "Waiting for the CA to confirm the revocation; ozo-signer keeps asking.",
     ca_name: "Name at the CA",
     signing_retry: "Signing will be retried; last error",
+    approvals: "Approvals",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -360,6 +362,7 @@ pub const NL: PageTexts = PageTexts {
     revocation_pending: "Wacht op bevestiging van de intrekking door de CA; ozo-signer blijft het vragen.",
     ca_name: "Naam bij de CA",
     signing_retry: "Ondertekenen wordt opnieuw geprobeerd; laatste fout",
+    approvals: "Goedkeuringen",
 };
 
 impl PageTexts {

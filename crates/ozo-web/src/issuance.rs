@@ -2,6 +2,8 @@
 //! operator pages both call these functions.
 
 use ozo_domain::{validate, Finding, Lang, RequestStatus, Verdict};
+use ozo_store::accounts::Account;
+use ozo_store::approvals;
 use ozo_store::certificates::CertificateRow;
 use ozo_store::events::{self, Actor};
 use ozo_store::invitations;
@@ -266,23 +268,112 @@ fn conflict(id: Uuid, current: RequestStatus, action_en: &str, action_nl: &str) 
     }
 }
 
-/// Approves a pending request and signs it. The approval, its event and the signing
-/// job commit together; the job then runs at once, and a worker retries it if this
-/// process stops first. Of two concurrent approvals, one signs and the other gets a
-/// conflict that names the current state.
-pub async fn approve(state: &AppState, id: Uuid, operator: &str) -> Result<RequestRow, ApiError> {
-    let mut tx = state.pool().begin().await?;
-    match requests::transition(&mut tx, id, RequestStatus::Pending, RequestStatus::Approved, None).await? {
-        Transition::Done => {}
-        Transition::Conflict { current } => return Err(conflict(id, current, "approved", "goedgekeurd")),
-        Transition::NotFound => return Err(request_not_found(id)),
+/// The digest of what an approval of `row` covers: its stored CSR as validated today, the
+/// environment, the CA that will sign, the lifetime and the policy version. An error
+/// means the stored CSR no longer passes validation.
+pub(crate) fn approval_digest(
+    state: &AppState,
+    row: &RequestRow,
+) -> Result<(ozo_domain::VerifiedCsr, [u8; 32]), String> {
+    let environment = state
+        .environment(&row.environment)
+        .ok_or_else(|| format!("the environment {} is no longer configured", row.environment))?;
+    let stored = row.csr_der.as_deref().unwrap_or_default();
+    let csr = match validate(stored, &environment.environment, state.environment_list()) {
+        Verdict::Accepted(csr) => csr,
+        Verdict::Rejected(rejected) => {
+            let codes: Vec<&str> = rejected.findings.iter().map(|f| f.code.as_str()).collect();
+            return Err(format!("the stored CSR no longer passes validation: {}", codes.join(", ")));
+        }
+    };
+    if row.spki_sha256.as_deref() != Some(csr.spki_sha256().as_slice()) {
+        return Err("the stored key fingerprint does not match the stored CSR".to_owned());
     }
-    events::append(&mut tx, &Actor::Account(operator.to_owned()), Some(id), "request.approved", json!({})).await?;
-    jobs::enqueue(&mut tx, id, jobs::JobAction::Issue).await?;
-    tx.commit().await?;
-    tracing::info!(request.id = %id, operator.name = operator, "approved a request");
+    let ca = environment.signer.describe();
+    let digest = ozo_domain::ApprovalSubject {
+        csr: &csr,
+        environment: environment.environment.name.as_str(),
+        ca: &ca,
+        lifetime_seconds: environment.lifetime.whole_seconds(),
+        policy_version: ozo_domain::POLICY_VERSION,
+    }
+    .digest();
+    Ok((csr, digest))
+}
 
-    crate::signing::run_job(state, Some(id)).await?;
+/// Records one operator's approval of a pending request. Once the environment's number
+/// of approvals is reached, the request becomes approved and its signing job commits
+/// with the last approval; the job then runs at once, and a worker retries it if this
+/// process stops first. The request's row is locked meanwhile, so of two operators acting
+/// at the same moment one goes first and the other sees the outcome.
+pub async fn approve(state: &AppState, id: Uuid, operator: &Account) -> Result<RequestRow, ApiError> {
+    let mut tx = state.pool().begin().await?;
+    match requests::lock(&mut tx, id).await? {
+        None => return Err(request_not_found(id)),
+        Some(RequestStatus::Pending) => {}
+        Some(current) => return Err(conflict(id, current, "approved", "goedgekeurd")),
+    }
+    let row = requests::get(&mut tx, id).await?.ok_or_else(|| request_not_found(id))?;
+    let environment = state
+        .environment(&row.environment)
+        .ok_or_else(|| anyhow::anyhow!("environment {} is not configured", row.environment))?;
+
+    if let Some(invitation_id) = row.invitation_id {
+        let invitation = invitations::get(&mut tx, invitation_id).await?;
+        if invitation.is_some_and(|invitation| invitation.created_by == format!("account:{}", operator.name)) {
+            return Err(ApiError::FourEyes(Text::new(
+                format!("You created the invitation request {id} came in on, so another operator must approve it."),
+                format!("U heeft de uitnodiging gemaakt waarmee aanvraag {id} binnenkwam, dus een andere operator moet deze goedkeuren."),
+            )));
+        }
+    }
+    let digest = match approval_digest(state, &row) {
+        Ok((_, digest)) => digest,
+        Err(reason) => {
+            return Err(ApiError::Conflict {
+                current: row.status,
+                text: Text::new(
+                    format!("Request {id} cannot be approved: {reason}."),
+                    format!("Aanvraag {id} kan niet worden goedgekeurd: {reason}."),
+                ),
+            })
+        }
+    };
+    if !approvals::insert(&mut tx, id, operator.id, &digest).await? {
+        return Err(ApiError::FourEyes(Text::new(
+            format!("You already approved request {id}; another operator must approve it too."),
+            format!("U heeft aanvraag {id} al goedgekeurd; een andere operator moet deze ook goedkeuren."),
+        )));
+    }
+    let approvals = approvals::for_request(&mut tx, id).await?.len();
+    let required = environment.approvals_required;
+    let detail = json!({ "approvals": approvals, "required": required, "digest": hex::encode(digest) });
+    events::append(&mut tx, &Actor::Account(operator.name.clone()), Some(id), "request.approval_recorded", detail)
+        .await?;
+
+    let complete = approvals >= required;
+    if complete {
+        if requests::transition(&mut tx, id, RequestStatus::Pending, RequestStatus::Approved, None).await?
+            != Transition::Done
+        {
+            return Err(anyhow::anyhow!("request {id} left pending while its row was locked").into());
+        }
+        events::append(
+            &mut tx,
+            &Actor::Account(operator.name.clone()),
+            Some(id),
+            "request.approved",
+            json!({ "approvals": approvals }),
+        )
+        .await?;
+        jobs::enqueue(&mut tx, id, jobs::JobAction::Issue).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(request.id = %id, operator.name = %operator.name, approvals, required, "recorded an approval");
+
+    if complete {
+        crate::signing::run_job(state, Some(id)).await?;
+    }
     load_request(state, id).await
 }
 
@@ -422,6 +513,11 @@ pub struct RequestView<'a> {
     pub certificate_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<&'a CertificateRow>,
+    /// Approvals so far, when loaded; the names stay on the operator's pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals_required: Option<usize>,
 }
 
 pub fn findings_of(row: &RequestRow) -> Vec<Finding> {
@@ -440,5 +536,7 @@ pub fn request_view<'a>(
         status_url: format!("/api/v1/requests/{}", row.id),
         certificate_url: certificate.map(|_| format!("/api/v1/requests/{}/certificate", row.id)),
         certificate,
+        approvals: None,
+        approvals_required: None,
     }
 }

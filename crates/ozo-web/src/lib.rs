@@ -42,6 +42,8 @@ pub struct EnvironmentRuntime {
     pub allow_uploads_without_invitation: bool,
     /// The URL a client tests its certificate against, shown on the status page.
     pub test_url: String,
+    /// How many operators must approve a request, each a different one.
+    pub approvals_required: usize,
 }
 
 /// Settings of the web layer.

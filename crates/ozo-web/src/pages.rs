@@ -269,6 +269,9 @@ struct RequestPage<'a> {
     preview: Option<PreviewView>,
     /// The last error of the request's waiting job at the CA.
     job_error: Option<String>,
+    /// Who approved the request and when.
+    approvals: Vec<(String, String)>,
+    approvals_required: usize,
 }
 
 /// What the CA answered when asked for a preview.
@@ -333,6 +336,13 @@ async fn render_request(
     let certificate = certificates::for_request(&mut conn, id).await?;
     let events = events::for_request(&mut conn, id).await?;
     let job_error = ozo_store::jobs::last_error(&mut conn, id).await?;
+    let approvals = ozo_store::approvals::for_request(&mut conn, id)
+        .await?
+        .into_iter()
+        .map(|approval| (approval.account, format_time(approval.approved_at)))
+        .collect();
+    let approvals_required =
+        state.environment(&row.environment).map_or(1, |environment| environment.approvals_required);
 
     let findings = issuance::findings_of(&row)
         .into_iter()
@@ -368,6 +378,8 @@ async fn render_request(
         notice,
         preview,
         job_error,
+        approvals,
+        approvals_required,
     };
     render(&page)
 }
@@ -396,9 +408,9 @@ async fn approve(
         return Ok(render_request(&state, lang, &session, id, Some(notice.to_owned()), None).await?);
     }
 
-    match issuance::approve(&state, id, &session.account.name).await {
+    match issuance::approve(&state, id, &session.account).await {
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
-        Err(ApiError::Conflict { text, .. }) => {
+        Err(ApiError::Conflict { text, .. } | ApiError::FourEyes(text)) => {
             Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
         }
         Err(error) => Err(error.into()),

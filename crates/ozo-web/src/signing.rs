@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use ozo_ca::{check_issued, RevocationRequest, SignError, SigningRequest};
-use ozo_domain::{validate, RequestStatus, Verdict};
+use ozo_domain::RequestStatus;
+use ozo_store::approvals;
 use ozo_store::certificates::{self, NewCertificate, RemoteRecord};
 use ozo_store::events::{self, Actor};
 use ozo_store::jobs::{self, ClaimedJob, JobAction};
@@ -160,18 +161,25 @@ async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> 
         return Ok(Outcome::Failed(format!("the environment {} is no longer configured", row.environment)));
     };
 
-    // The stored CSR is validated again, so only a CSR that passes today's rules is
-    // signed, whatever happened to the row since the upload.
-    let stored = row.csr_der.as_deref().unwrap_or_default();
-    let csr = match validate(stored, &environment.environment, state.environment_list()) {
-        Verdict::Accepted(csr) => csr,
-        Verdict::Rejected(rejected) => {
-            let codes: Vec<&str> = rejected.findings.iter().map(|f| f.code.as_str()).collect();
-            return Ok(Outcome::Failed(format!("the stored CSR no longer passes validation: {}", codes.join(", "))));
-        }
+    // The approvals' digest is computed again from the stored CSR as validated today, so
+    // only what every operator approved is signed, whatever happened to the row since.
+    let (csr, digest) = match crate::issuance::approval_digest(state, &row) {
+        Ok(computed) => computed,
+        Err(reason) => return Ok(Outcome::Failed(reason)),
     };
-    if row.spki_sha256.as_deref() != Some(csr.spki_sha256().as_slice()) {
-        return Ok(Outcome::Failed("the stored key fingerprint does not match the stored CSR".to_owned()));
+    let approvals = approvals::for_request(conn, id).await?;
+    if approvals.len() < environment.approvals_required {
+        return Ok(Outcome::Failed(format!(
+            "the request has {} of the {} approvals it needs",
+            approvals.len(),
+            environment.approvals_required
+        )));
+    }
+    if let Some(stale) = approvals.iter().find(|approval| approval.digest != digest) {
+        return Ok(Outcome::Failed(format!(
+            "the approval by {} covers other values than the request has now (CSR, key, environment, CA, lifetime or policy version)",
+            stale.account
+        )));
     }
 
     let round = requests::signing_round(conn, id).await?;
