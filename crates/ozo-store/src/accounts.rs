@@ -128,14 +128,24 @@ pub async fn insert_session(
     Ok(())
 }
 
-/// Finds a session that has not expired.
+/// Finds a session that has neither expired nor been idle for longer than `idle`, and
+/// marks it as used now.
 #[tracing::instrument(name = "db.find_session", skip_all)]
-pub async fn find_session(conn: &mut PgConnection, id_sha256: &[u8]) -> Result<Option<Session>, sqlx::Error> {
+pub async fn find_session(
+    conn: &mut PgConnection,
+    id_sha256: &[u8],
+    idle: time::Duration,
+) -> Result<Option<Session>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT a.id, a.name, a.password_hash, a.roles, s.csrf_token
-           FROM sessions s JOIN accounts a ON a.id = s.account_id
-           WHERE s.id_sha256 = $1 AND s.expires_at > now()"#,
-        id_sha256
+        r#"WITH touched AS (
+               UPDATE sessions SET last_seen_at = now()
+               WHERE id_sha256 = $1 AND expires_at > now() AND last_seen_at > now() - make_interval(secs => $2::bigint)
+               RETURNING account_id, csrf_token
+           )
+           SELECT a.id, a.name, a.password_hash, a.roles, t.csrf_token
+           FROM touched t JOIN accounts a ON a.id = t.account_id"#,
+        id_sha256,
+        idle.whole_seconds(),
     )
     .fetch_optional(conn)
     .await?;
@@ -143,6 +153,52 @@ pub async fn find_session(conn: &mut PgConnection, id_sha256: &[u8]) -> Result<O
         account: Account { id: row.id, name: row.name, password_hash: row.password_hash, roles: row.roles },
         csrf_token: row.csrf_token,
     }))
+}
+
+/// Failed sign-ins within `window`: for the account name, and from the address.
+#[tracing::instrument(name = "db.count_login_failures", skip(conn))]
+pub async fn login_failures(
+    conn: &mut PgConnection,
+    account_name: &str,
+    address: std::net::IpAddr,
+    window: time::Duration,
+) -> Result<(i64, i64), sqlx::Error> {
+    let address = address.to_string();
+    let row = sqlx::query!(
+        r#"SELECT
+               count(*) FILTER (WHERE account_name = $1) AS "by_account!",
+               count(*) FILTER (WHERE address = $2) AS "by_address!"
+           FROM login_failures
+           WHERE failed_at > now() - make_interval(secs => $3::bigint) AND (account_name = $1 OR address = $2)"#,
+        account_name,
+        address,
+        window.whole_seconds(),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.by_account, row.by_address))
+}
+
+/// Records a failed sign-in and prunes failures older than a day.
+#[tracing::instrument(name = "db.insert_login_failure", skip(conn))]
+pub async fn insert_login_failure(
+    conn: &mut PgConnection,
+    account_name: &str,
+    address: std::net::IpAddr,
+) -> Result<(), sqlx::Error> {
+    let address = address.to_string();
+    sqlx::query!("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'").execute(&mut *conn).await?;
+    sqlx::query!("INSERT INTO login_failures (account_name, address) VALUES ($1, $2)", account_name, address)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the failed sign-ins of an account after a successful one.
+#[tracing::instrument(name = "db.clear_login_failures", skip(conn))]
+pub async fn clear_login_failures(conn: &mut PgConnection, account_name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM login_failures WHERE account_name = $1", account_name).execute(conn).await?;
+    Ok(())
 }
 
 #[tracing::instrument(name = "db.delete_session", skip_all)]

@@ -147,20 +147,41 @@ pub(crate) fn session_cookie_value(headers: &axum::http::HeaderMap) -> Option<St
         .map(|(_, value)| value.to_owned())
 }
 
+/// Finds the session of the request's cookie, whatever the account's roles.
+async fn signed_in(parts: &Parts, state: &AppState) -> Result<PageSession, PageRejection> {
+    let cookie = session_cookie_value(&parts.headers).ok_or(PageRejection::Login)?;
+    let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
+    let session = accounts::find_session(&mut conn, &secret_sha256(&cookie), state.settings().session_idle)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(PageRejection::Login)?;
+    Ok(PageSession { account: session.account, csrf_token: session.csrf_token })
+}
+
 impl FromRequestParts<AppState> for PageSession {
     type Rejection = PageRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let cookie = session_cookie_value(&parts.headers).ok_or(PageRejection::Login)?;
-        let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
-        let session = accounts::find_session(&mut conn, &secret_sha256(&cookie))
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(PageRejection::Login)?;
+        let session = signed_in(parts, state).await?;
         if !session.account.has_role("operator") {
             return Err(PageRejection::Forbidden);
         }
-        Ok(PageSession { account: session.account, csrf_token: session.csrf_token })
+        Ok(session)
+    }
+}
+
+/// A session of an operator or an auditor, for the pages that only show requests.
+pub struct ReaderSession(pub PageSession);
+
+impl FromRequestParts<AppState> for ReaderSession {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = signed_in(parts, state).await?;
+        if !session.account.has_role("operator") && !session.account.has_role("auditor") {
+            return Err(PageRejection::Forbidden);
+        }
+        Ok(ReaderSession(session))
     }
 }
 

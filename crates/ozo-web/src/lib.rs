@@ -51,8 +51,10 @@ pub struct EnvironmentRuntime {
 pub struct WebSettings {
     /// Whether cookies get the `Secure` attribute; on when the service is reached over TLS.
     pub secure_cookies: bool,
-    /// How long an operator stays signed in.
+    /// How long a session lasts at most.
     pub session_lifetime: time::Duration,
+    /// How long a session lasts without use.
+    pub session_idle: time::Duration,
     pub limits: RateLimits,
 }
 
@@ -80,7 +82,12 @@ impl Default for RateLimits {
 
 impl Default for WebSettings {
     fn default() -> Self {
-        WebSettings { secure_cookies: false, session_lifetime: time::Duration::hours(8), limits: RateLimits::default() }
+        WebSettings {
+            secure_cookies: false,
+            session_lifetime: time::Duration::hours(8),
+            session_idle: time::Duration::minutes(30),
+            limits: RateLimits::default(),
+        }
     }
 }
 
@@ -183,6 +190,13 @@ pub async fn record_revocation(pool: &PgPool, id: uuid::Uuid, operator: &str, re
 
 /// Builds the router with every route of the service.
 pub fn router(state: AppState) -> Router {
+    // Browsers honour HSTS only over HTTPS, so it is sent when the service is reached so.
+    let hsts = state.settings().secure_cookies.then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    });
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
@@ -200,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(tower::util::option_layer(hsts))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

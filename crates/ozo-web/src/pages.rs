@@ -2,7 +2,7 @@
 //! changes state carries the session's CSRF token.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use ozo_store::requests::{self, RequestRow};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{self, PageRejection, PageSession};
+use crate::auth::{self, PageRejection, PageSession, ReaderSession};
 use crate::extract::RequestId;
 use crate::i18n::{page_texts, PageTexts, RequestLang};
 use crate::issuance;
@@ -95,12 +95,29 @@ struct LoginPage<'a> {
     user: Option<String>,
     csrf: String,
     failed: bool,
+    locked: bool,
     name: String,
 }
 
 async fn login_form(RequestLang(lang): RequestLang) -> Result<Response, ApiError> {
-    render(&LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: false, name: String::new() })
+    render(&LoginPage {
+        t: page_texts(lang),
+        user: None,
+        csrf: String::new(),
+        failed: false,
+        locked: false,
+        name: String::new(),
+    })
 }
+
+/// The window in which failed sign-ins count.
+const LOGIN_WINDOW: time::Duration = time::Duration::minutes(15);
+/// Failures after which each further attempt waits longer.
+const SLOW_AFTER: i64 = 3;
+/// Failures for one account name, or from one address, after which sign-in is locked for
+/// the rest of the window.
+const LOCK_AFTER_FOR_ACCOUNT: i64 = 10;
+const LOCK_AFTER_FROM_ADDRESS: i64 = 30;
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -119,11 +136,32 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 async fn login(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let name = form.name.trim().to_owned();
+    let address = client.ip();
 
     let mut conn = state.pool().acquire().await?;
+    let (for_account, from_address) = accounts::login_failures(&mut conn, &name, address, LOGIN_WINDOW).await?;
+    if for_account >= LOCK_AFTER_FOR_ACCOUNT || from_address >= LOCK_AFTER_FROM_ADDRESS {
+        tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account, failures.address = from_address, "sign-in locked after repeated failures");
+        let page =
+            LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: false, locked: true, name };
+        let mut response = render(&page)?;
+        *response.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        let retry_after = LOGIN_WINDOW.whole_seconds().to_string();
+        if let Ok(value) = header::HeaderValue::from_str(&retry_after) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+    let failures = for_account.max(from_address);
+    if failures >= SLOW_AFTER {
+        let steps = (failures - SLOW_AFTER + 1).min(8) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(250 * steps)).await;
+    }
+
     let account = accounts::find_by_name(&mut conn, &name).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = form.password;
@@ -132,22 +170,25 @@ async fn login(
         .map_err(anyhow::Error::from)?;
 
     let account = match account {
-        Some(account) if password_ok && account.has_role("operator") => account,
+        Some(account) if password_ok && (account.has_role("operator") || account.has_role("auditor")) => account,
         _ => {
-            tracing::warn!(account.name = %name, "failed operator login");
-            let page = LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, name };
+            accounts::insert_login_failure(&mut conn, &name, address).await?;
+            tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
+            let page =
+                LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, locked: false, name };
             let mut response = render(&page)?;
             *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
             return Ok(response);
         }
     };
+    accounts::clear_login_failures(&mut conn, &account.name).await?;
 
     // A new session id at every login, so an id planted before login is worthless.
     let session_id = auth::random_secret();
     let csrf = auth::random_secret();
     let expires_at = time::OffsetDateTime::now_utc() + state.settings().session_lifetime;
     accounts::insert_session(&mut conn, &auth::secret_sha256(&session_id), account.id, &csrf, expires_at).await?;
-    tracing::info!(account.name = %account.name, "operator signed in");
+    tracing::info!(account.name = %account.name, "signed in");
 
     let settings = state.settings();
     let cookie = if settings.secure_cookies {
@@ -209,7 +250,7 @@ struct QueueQuery {
 async fn queue(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    session: PageSession,
+    ReaderSession(session): ReaderSession,
     Query(query): Query<QueueQuery>,
 ) -> Result<Response, PageRejection> {
     let selected = query.status.unwrap_or_else(|| "pending".to_owned());
@@ -272,6 +313,8 @@ struct RequestPage<'a> {
     /// Who approved the request and when.
     approvals: Vec<(String, String)>,
     approvals_required: usize,
+    /// Whether the viewer may act on the request: operators may, auditors only read.
+    can_act: bool,
 }
 
 /// What the CA answered when asked for a preview.
@@ -296,7 +339,7 @@ struct HistoryLine {
 async fn request_page(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    session: PageSession,
+    ReaderSession(session): ReaderSession,
     RequestId(id): RequestId,
 ) -> Result<Response, PageRejection> {
     Ok(render_request(&state, lang, &session, id, None, None).await?)
@@ -380,6 +423,7 @@ async fn render_request(
         job_error,
         approvals,
         approvals_required,
+        can_act: session.account.has_role("operator"),
     };
     render(&page)
 }

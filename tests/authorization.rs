@@ -1,0 +1,266 @@
+//! Who may do what: every operator route, through the API with a token and through the
+//! pages with a session, for each role and for a visitor without either. Also the
+//! slowing and locking of repeated failed sign-ins, and the idle timeout of sessions.
+
+use ozo_system_tests::*;
+
+/// The answer each kind of caller gets from a route.
+struct Expected {
+    anonymous: u16,
+    operator: u16,
+    auditor: u16,
+    admin: u16,
+}
+
+const OPERATOR_ONLY_API: Expected = Expected { anonymous: 401, operator: 200, auditor: 403, admin: 403 };
+const OPERATOR_ONLY_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 403, admin: 403 };
+const READER_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 200, admin: 403 };
+const PUBLIC: Expected = Expected { anonymous: 200, operator: 200, auditor: 200, admin: 200 };
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page has a CSRF field")
+        .to_owned()
+}
+
+/// Signs `name` in with curl and returns the cookie jar's path.
+fn sign_in(server: &TestServer, work: &std::path::Path, name: &str) -> String {
+    let jar = work.join(format!("{name}-cookies.txt")).display().to_string();
+    let login = curl(&[
+        "-c",
+        &jar,
+        "--data-urlencode",
+        &format!("name={name}"),
+        "--data-urlencode",
+        "password=a long enough password",
+        &server.url("/login"),
+    ]);
+    assert_eq!(login.status, 303, "{name} signs in: {}", login.body);
+    jar
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_with_every_role() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let tokens = [
+        ("operator", server.operator_token("otto", "operator")),
+        ("auditor", server.operator_token("aida", "auditor")),
+        ("admin", server.operator_token("adam", "admin")),
+    ];
+    let code = server.invitation(&server.inviter(), "Rollen BV", &["staging"]);
+    let work = tempfile::tempdir().unwrap();
+    let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+    let upload = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
+    ]);
+    let id = upload.json()["id"].as_str().unwrap().to_owned();
+
+    // Reading routes of the API, and the write routes with a body they reject for another
+    // reason than the role (400 or 409), so that nothing changes.
+    let api: Vec<(&str, String, &str, Expected)> = vec![
+        ("GET", "/api/v1/requests?status=pending".to_owned(), "", OPERATOR_ONLY_API),
+        ("GET", format!("/api/v1/requests/{id}/preview"), "", OPERATOR_ONLY_API),
+        ("GET", "/api/v1/invitations".to_owned(), "", OPERATOR_ONLY_API),
+        (
+            "POST",
+            format!("/api/v1/requests/{id}/deny"),
+            r#"{"reason": " "}"#,
+            Expected { operator: 400, ..OPERATOR_ONLY_API },
+        ),
+        ("POST", format!("/api/v1/requests/{id}/retry"), "", Expected { operator: 409, ..OPERATOR_ONLY_API }),
+        (
+            "POST",
+            format!("/api/v1/requests/{id}/revoke"),
+            r#"{"reason": "superseded"}"#,
+            Expected { operator: 409, ..OPERATOR_ONLY_API },
+        ),
+        ("POST", "/api/v1/invitations".to_owned(), "{}", Expected { operator: 400, ..OPERATOR_ONLY_API }),
+        ("GET", format!("/api/v1/requests/{id}"), "", PUBLIC),
+        ("GET", "/api/v1/environments/staging/ca.pem".to_owned(), "", PUBLIC),
+    ];
+    for (method, path, body, expected) in &api {
+        let mut callers = vec![("anonymous", None, expected.anonymous)];
+        for (role, token) in &tokens {
+            let status = match *role {
+                "operator" => expected.operator,
+                "auditor" => expected.auditor,
+                _ => expected.admin,
+            };
+            callers.push((role, Some(token), status));
+        }
+        for (caller, token, status) in callers {
+            let mut args = vec!["-X", method, "-H", "Content-Type: application/json"];
+            let auth = token.map(|token| format!("Authorization: Bearer {token}"));
+            if let Some(auth) = &auth {
+                args.extend(["-H", auth.as_str()]);
+            }
+            if !body.is_empty() {
+                args.extend(["--data", body]);
+            }
+            let url = server.url(path);
+            args.push(&url);
+            let response = curl(&args);
+            assert_eq!(response.status, status, "{caller} {method} {path}: {}", response.body);
+        }
+    }
+
+    // The pages, with a session per role. Forms are posted with the session's CSRF token
+    // but without their confirmation or reason, which operators get back as the page with
+    // a notice (200).
+    for name in ["otto", "aida", "adam"] {
+        let added = server.command(
+            &[
+                "user",
+                "add",
+                &format!("{name}-pages"),
+                "--role",
+                match name {
+                    "otto" => "operator",
+                    "aida" => "auditor",
+                    _ => "admin",
+                },
+            ],
+            "a long enough password\n",
+        );
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    }
+    let operator_jar = sign_in(&server, work.path(), "otto-pages");
+    let auditor_jar = sign_in(&server, work.path(), "aida-pages");
+    let admin_login = curl(&[
+        "--data-urlencode",
+        "name=adam-pages",
+        "--data-urlencode",
+        "password=a long enough password",
+        &server.url("/login"),
+    ]);
+    assert_eq!(admin_login.status, 401, "an admin without another role has no pages yet: {}", admin_login.body);
+
+    let operator_csrf = csrf_of(&curl(&["-b", &operator_jar, &server.url(&format!("/operator/requests/{id}"))]).body);
+    let auditor_page = curl(&["-b", &auditor_jar, &server.url(&format!("/operator/requests/{id}"))]);
+    assert!(!auditor_page.body.contains("/approve"), "an auditor sees no approve form");
+    let auditor_csrf = csrf_of(&auditor_page.body);
+
+    let pages: Vec<(&str, String, Expected)> = vec![
+        ("GET", "/operator/requests".to_owned(), READER_PAGE),
+        ("GET", format!("/operator/requests/{id}"), READER_PAGE),
+        ("GET", "/operator/invitations".to_owned(), OPERATOR_ONLY_PAGE),
+        ("GET", format!("/operator/requests/{id}/preview"), OPERATOR_ONLY_PAGE),
+        ("POST", format!("/operator/requests/{id}/approve"), OPERATOR_ONLY_PAGE),
+        ("POST", format!("/operator/requests/{id}/deny"), OPERATOR_ONLY_PAGE),
+        ("POST", format!("/operator/requests/{id}/retry"), OPERATOR_ONLY_PAGE),
+        ("POST", format!("/operator/requests/{id}/revoke"), OPERATOR_ONLY_PAGE),
+    ];
+    for (method, path, expected) in &pages {
+        let url = server.url(path);
+        for (caller, jar, csrf, status) in [
+            ("anonymous", None, "", expected.anonymous),
+            ("operator", Some(&operator_jar), operator_csrf.as_str(), expected.operator),
+            ("auditor", Some(&auditor_jar), auditor_csrf.as_str(), expected.auditor),
+        ] {
+            let mut args = vec![];
+            if let Some(jar) = jar {
+                args.extend(["-b", jar.as_str()]);
+            }
+            let form = format!("csrf={csrf}");
+            if *method == "POST" {
+                args.extend(["--data", form.as_str()]);
+            }
+            args.push(&url);
+            let response = curl(&args);
+            assert_eq!(response.status, status, "{caller} {method} {path}: {}", response.body);
+        }
+    }
+
+    // Nothing above changed the request.
+    let request = curl(&[&server.url(&format!("/api/v1/requests/{id}"))]).json();
+    assert_eq!(request["status"], "pending", "{request}");
+    assert_eq!(request["approvals"], 0);
+
+    // Every page carries the security headers.
+    let headers = curl(&["-D", "-", "-o", "/dev/null", &server.url("/login")]).body.to_lowercase();
+    for header in [
+        "content-security-policy: default-src 'none'",
+        "frame-ancestors 'none'",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+    ] {
+        assert!(headers.contains(header), "{header} missing in {headers}");
+    }
+    assert!(!headers.contains("strict-transport-security"), "no HSTS over plain HTTP");
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failed_sign_ins_lock_the_account() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    server.operator_token("lotte", "operator");
+    let sign_in = |password: &str| {
+        curl(&[
+            "--data-urlencode",
+            "name=lotte",
+            "--data-urlencode",
+            &format!("password={password}"),
+            &server.url("/login"),
+        ])
+    };
+
+    for attempt in 1..=10 {
+        let failed = sign_in("not the password");
+        assert_eq!(failed.status, 401, "attempt {attempt}: {}", failed.body);
+    }
+    let locked = sign_in("a long enough password");
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.body.contains("Too many failed sign-ins"), "{}", locked.body);
+    // The server's log reaches the test through a pipe, so it may arrive a moment later.
+    let mut log = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log.contains("sign-in locked after repeated failures") && std::time::Instant::now() < deadline {
+        log.push_str(&server.log_lines().join("\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(log.contains("sign-in locked after repeated failures"), "{log}");
+    assert!(!log.contains("not the password"), "the log holds no password");
+
+    // The lock is per account: another operator signs in from the same address.
+    server.operator_token("mees", "operator");
+    let other = curl(&[
+        "--data-urlencode",
+        "name=mees",
+        "--data-urlencode",
+        "password=a long enough password",
+        &server.url("/login"),
+    ]);
+    assert_eq!(other.status, 303, "{}", other.body);
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_session_ends() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    server.operator_token("ida", "operator");
+    let work = tempfile::tempdir().unwrap();
+    let jar = sign_in(&server, work.path(), "ida");
+    assert_eq!(curl(&["-b", &jar, &server.url("/operator/requests")]).status, 200);
+
+    let pool = db.pool().await;
+    sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '31 minutes'").execute(&pool).await.unwrap();
+    pool.close().await;
+    let idle = curl(&["-b", &jar, &server.url("/operator/requests")]);
+    assert_eq!(idle.status, 303, "a session idle for 31 minutes has ended");
+
+    drop(server);
+    db.drop_database().await;
+}
