@@ -241,3 +241,105 @@ async fn invitation_to_download_in_chromium() {
     drop(server);
     db.drop_database().await;
 }
+
+/// Invites the organisation for production and uploads a CSR on that invitation through
+/// the API, as its client would; returns the request id.
+fn upload_production(server: &TestServer, dir: &std::path::Path, name: &str) -> String {
+    let code = server.invitation(&server.inviter(), "Ziekenhuis Oost", &["production"]);
+    let (_, csr) = make_csr(dir, name, PRODUCTION_SUBJECT);
+    let url = server.url(&format!("/api/v1/requests?environment=production&invitation={code}"));
+    let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &url]);
+    assert_eq!(upload.status, 201, "{}", upload.body);
+    upload.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Ticks the confirmation and submits the approve form of the open request page.
+async fn approve_on_page(client: &Client) {
+    element(client, "input[name=confirm]").await.click().await.unwrap();
+    element(client, "form[action$='/approve'] button[type=submit]").await.click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_eyes_in_chromium() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    for (name, role) in [("anna", "operator"), ("bart", "operator"), ("carla", "auditor")] {
+        let added = server.command(&["user", "add", name, "--role", role], "a long enough password\n");
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let approved_id = upload_production(&server, dir, "first");
+    let denied_id = upload_production(&server, dir, "second");
+    let approved_path = format!("/operator/requests/{approved_id}");
+    let denied_path = format!("/operator/requests/{denied_id}");
+
+    let driver = start_chromedriver();
+    let anna = browser(&driver, &dir.join("anna-profile")).await;
+    let bart = browser(&driver, &dir.join("bart-profile")).await;
+    let carla = browser(&driver, &dir.join("carla-profile")).await;
+
+    // Anna approves the first request from the queue: one of the two approvals.
+    sign_in(&anna, &server, "anna").await;
+    let queue = text_of(&anna, "main").await;
+    assert!(queue.contains("Ziekenhuis Oost"), "{queue}");
+    screenshot(&anna, "7-operator-queue").await;
+    anna.goto(&server.url(&approved_path)).await.unwrap();
+    approve_on_page(&anna).await;
+    wait_for_path(&anna, &approved_path).await;
+    anna.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath("//dd[@id='approvals' and starts-with(., '1 / 2: anna')]"))
+        .await
+        .unwrap_or_else(|e| panic!("the page shows anna's approval: {e}"));
+    assert_eq!(text_of(&anna, "span.status").await, "pending");
+
+    // Anna cannot approve twice.
+    approve_on_page(&anna).await;
+    let notice = text_of(&anna, "p.notice").await;
+    assert!(notice.contains("You already approved"), "{notice}");
+    screenshot(&anna, "8-operator-request-one-approval").await;
+
+    // Carla, an auditor, reads the request but has no form to approve it.
+    sign_in(&carla, &server, "carla").await;
+    carla.goto(&server.url(&approved_path)).await.unwrap();
+    assert!(text_of(&carla, "#approvals").await.starts_with("1 / 2: anna"));
+    assert!(carla.find(Locator::Css("form[action$='/approve']")).await.is_err(), "an auditor sees no approve form");
+    assert!(carla.find(Locator::Css("form[action$='/deny']")).await.is_err(), "an auditor sees no deny form");
+    screenshot(&carla, "9-auditor-request").await;
+
+    // Bart gives the second approval, and the certificate is issued.
+    sign_in(&bart, &server, "bart").await;
+    bart.goto(&server.url(&approved_path)).await.unwrap();
+    approve_on_page(&bart).await;
+    bart.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("span.status-issued"))
+        .await
+        .unwrap_or_else(|e| panic!("the request page shows the issued status: {e}"));
+    let approvals = text_of(&bart, "#approvals").await;
+    assert!(approvals.starts_with("2 / 2: anna") && approvals.contains("bart"), "{approvals}");
+    screenshot(&bart, "10-operator-request-issued-by-two").await;
+
+    // Bart denies the second request with a reason, which the page then shows.
+    bart.goto(&server.url(&denied_path)).await.unwrap();
+    element(&bart, "#reason").await.send_keys("The organisation asked for one certificate only.").await.unwrap();
+    element(&bart, "form[action$='/deny'] button[type=submit]").await.click().await.unwrap();
+    bart.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("span.status-denied"))
+        .await
+        .unwrap_or_else(|e| panic!("the request page shows the denied status: {e}"));
+    assert!(text_of(&bart, "main").await.contains("The organisation asked for one certificate only."));
+    screenshot(&bart, "11-operator-request-denied").await;
+
+    let request = curl(&[&server.url(&format!("/api/v1/requests/{approved_id}"))]).json();
+    assert_eq!(request["status"], "issued");
+    assert_eq!(request["approvals"], 2);
+
+    for client in [anna, bart, carla] {
+        client.close().await.unwrap();
+    }
+    drop(server);
+    db.drop_database().await;
+}
