@@ -283,8 +283,17 @@ async fn four_eyes_in_chromium() {
     sign_in(&anna, &server, "anna").await;
     let queue = text_of(&anna, "main").await;
     assert!(queue.contains("Ziekenhuis Oost"), "{queue}");
+    assert!(queue.contains("0 / 2"), "the queue shows the approvals so far: {queue}");
     screenshot(&anna, "7-operator-queue").await;
     anna.goto(&server.url(&approved_path)).await.unwrap();
+    let page = text_of(&anna, "main").await;
+    assert!(page.contains("CN=zorgverband.nl, O=OZOverbindzorg"), "the decoded subject: {page}");
+    assert!(page.contains("ecdsa-with-SHA256"), "the signature algorithm: {page}");
+    let related = text_of(&anna, "#related").await;
+    assert!(
+        related.contains("production") && related.contains("pending"),
+        "the organisation's other request: {related}"
+    );
     approve_on_page(&anna).await;
     wait_for_path(&anna, &approved_path).await;
     anna.wait()

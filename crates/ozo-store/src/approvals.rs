@@ -47,3 +47,18 @@ pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Ve
     .fetch_all(conn)
     .await
 }
+
+/// Counts the approvals of each of `request_ids` that has any.
+#[tracing::instrument(name = "db.count_approvals", skip_all)]
+pub async fn counts(
+    conn: &mut PgConnection,
+    request_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT request_id, count(*) AS "approvals!" FROM approvals WHERE request_id = ANY($1) GROUP BY request_id"#,
+        request_ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.request_id, row.approvals)).collect())
+}

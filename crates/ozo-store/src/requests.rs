@@ -309,3 +309,36 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestSta
         sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1 FOR UPDATE", id).fetch_optional(conn).await?;
     status.map(|status| status.parse().map_err(|e| StoreError::Corrupt(format!("request {id}: {e}")))).transpose()
 }
+
+/// A request in the list of an organisation's requests.
+#[derive(Clone, Debug)]
+pub struct RequestSummary {
+    pub id: Uuid,
+    pub environment: String,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub serial_hex: Option<String>,
+}
+
+/// The other requests of an organisation, newest first, with their certificates' serials.
+#[tracing::instrument(name = "db.requests_of_organisation", skip(conn))]
+pub async fn of_organisation(
+    conn: &mut PgConnection,
+    organisation: &str,
+    except: Uuid,
+    limit: i64,
+) -> Result<Vec<RequestSummary>, sqlx::Error> {
+    sqlx::query_as!(
+        RequestSummary,
+        r#"SELECT r.id, r.environment, r.status, r.created_at, c.serial_hex AS "serial_hex?"
+           FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
+           WHERE r.organisation = $1 AND r.id <> $2
+           ORDER BY r.created_at DESC
+           LIMIT $3"#,
+        organisation,
+        except,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -202,6 +202,9 @@ pub struct PageTexts {
     pub ca_name: &'static str,
     pub signing_retry: &'static str,
     pub approvals: &'static str,
+    pub age: &'static str,
+    pub key_type: &'static str,
+    pub related: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -285,6 +288,9 @@ pub const EN: PageTexts = PageTexts {
     ca_name: "Name at the CA",
     signing_retry: "Signing will be retried; last error",
     approvals: "Approvals",
+    age: "Age",
+    key_type: "Key and signature",
+    related: "Other requests of this organisation",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -366,6 +372,9 @@ pub const NL: PageTexts = PageTexts {
     ca_name: "Naam bij de CA",
     signing_retry: "Ondertekenen wordt opnieuw geprobeerd; laatste fout",
     approvals: "Goedkeuringen",
+    age: "Leeftijd",
+    key_type: "Sleutel en handtekening",
+    related: "Andere aanvragen van deze organisatie",
 };
 
 impl PageTexts {

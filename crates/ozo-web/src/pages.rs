@@ -228,7 +228,12 @@ struct QueueLine {
     organisation: String,
     status: String,
     received: String,
+    /// How long ago the request came in, in whole minutes, hours or days.
+    age: String,
+    /// Approvals so far and needed, as "1 / 2".
+    approvals: String,
     findings: String,
+    unverified: bool,
 }
 
 #[derive(Template)]
@@ -239,12 +244,29 @@ struct QueuePage<'a> {
     csrf: String,
     statuses: Vec<&'static str>,
     selected: String,
+    environments: Vec<String>,
+    selected_environment: String,
+    organisation: String,
     lines: Vec<QueueLine>,
 }
 
 #[derive(Deserialize)]
 struct QueueQuery {
     status: Option<String>,
+    environment: Option<String>,
+    organisation: Option<String>,
+}
+
+/// The age of something as one rounded unit, such as "5 min", "3 h" or "2 d".
+fn age(since: time::OffsetDateTime) -> String {
+    let elapsed = time::OffsetDateTime::now_utc() - since;
+    if elapsed < time::Duration::HOUR {
+        format!("{} min", elapsed.whole_minutes().max(0))
+    } else if elapsed < time::Duration::DAY {
+        format!("{} h", elapsed.whole_hours())
+    } else {
+        format!("{} d", elapsed.whole_days())
+    }
 }
 
 async fn queue(
@@ -256,18 +278,34 @@ async fn queue(
     let selected = query.status.unwrap_or_else(|| "pending".to_owned());
     let status = selected.parse::<RequestStatus>().ok();
 
+    let environment_filter = query.environment.filter(|name| !name.is_empty() && name != "all");
+    let organisation_filter = query.organisation.unwrap_or_default().trim().to_owned();
+
     let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
-    let rows = requests::list(&mut conn, status, 500).await?;
+    let rows: Vec<_> = requests::list(&mut conn, status, 500)
+        .await?
+        .into_iter()
+        .filter(|row| environment_filter.as_deref().is_none_or(|name| row.environment == name))
+        .filter(|row| row.organisation.to_lowercase().contains(&organisation_filter.to_lowercase()))
+        .collect();
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let approvals = ozo_store::approvals::counts(&mut conn, &ids).await?;
 
     let lines = rows
         .iter()
-        .map(|row| QueueLine {
-            id: row.id,
-            environment: row.environment.clone(),
-            organisation: row.organisation.clone(),
-            status: row.status.to_string(),
-            received: format_time(row.created_at),
-            findings: row.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(", "),
+        .map(|row| {
+            let required = state.environment(&row.environment).map_or(1, |environment| environment.approvals_required);
+            QueueLine {
+                id: row.id,
+                environment: row.environment.clone(),
+                organisation: row.organisation.clone(),
+                status: row.status.to_string(),
+                received: format_time(row.created_at),
+                age: age(row.created_at),
+                approvals: format!("{} / {required}", approvals.get(&row.id).copied().unwrap_or(0)),
+                findings: row.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(", "),
+                unverified: row.unverified,
+            }
         })
         .collect();
     let mut statuses = vec!["all"];
@@ -278,6 +316,9 @@ async fn queue(
         csrf: session.csrf_token.clone(),
         statuses,
         selected,
+        environments: state.environment_list().iter().map(|environment| environment.name.to_string()).collect(),
+        selected_environment: environment_filter.unwrap_or_else(|| "all".to_owned()),
+        organisation: organisation_filter,
         lines,
     };
     Ok(render(&page)?)
@@ -315,6 +356,12 @@ struct RequestPage<'a> {
     approvals_required: usize,
     /// Whether the viewer may act on the request: operators may, auditors only read.
     can_act: bool,
+    /// The subject and signature algorithm of the stored CSR as validated now; empty when
+    /// it no longer validates.
+    subject: String,
+    signature_algorithm: String,
+    /// Other requests of the same organisation: id, environment, status, received, serial.
+    related: Vec<(Uuid, String, String, String, String)>,
 }
 
 /// What the CA answered when asked for a preview.
@@ -386,6 +433,25 @@ async fn render_request(
         .collect();
     let approvals_required =
         state.environment(&row.environment).map_or(1, |environment| environment.approvals_required);
+    let related = requests::of_organisation(&mut conn, &row.organisation, row.id, 20)
+        .await?
+        .into_iter()
+        .map(|other| {
+            (
+                other.id,
+                other.environment,
+                other.status,
+                format_time(other.created_at),
+                other.serial_hex.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let decoded = issuance::approval_digest(state, &row).ok();
+    let subject = decoded
+        .as_ref()
+        .map(|(csr, _)| format!("CN={}, O={}", csr.subject().common_name, csr.subject().organization))
+        .unwrap_or_default();
+    let signature_algorithm = decoded.as_ref().map(|(csr, _)| csr.signature_algorithm().to_owned()).unwrap_or_default();
 
     let findings = issuance::findings_of(&row)
         .into_iter()
@@ -424,6 +490,9 @@ async fn render_request(
         approvals,
         approvals_required,
         can_act: session.account.has_role("operator"),
+        subject,
+        signature_algorithm,
+        related,
     };
     render(&page)
 }
