@@ -15,6 +15,7 @@ struct Expected {
 const OPERATOR_ONLY_API: Expected = Expected { anonymous: 401, operator: 200, auditor: 403, admin: 403 };
 const OPERATOR_ONLY_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 403, admin: 403 };
 const READER_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 200, admin: 403 };
+const ADMIN_PAGE: Expected = Expected { anonymous: 303, operator: 403, auditor: 403, admin: 200 };
 const PUBLIC: Expected = Expected { anonymous: 200, operator: 200, auditor: 200, admin: 200 };
 
 fn csrf_of(html: &str) -> String {
@@ -112,8 +113,8 @@ async fn every_route_with_every_role() {
     }
 
     // The pages, with a session per role. Forms are posted with the session's CSRF token
-    // but without their confirmation or reason, which operators get back as the page with
-    // a notice (200).
+    // but without their confirmation, reason or fields, which the allowed role gets back
+    // as the page with a notice (200).
     for name in ["otto", "aida", "adam"] {
         let added = server.command(
             &[
@@ -133,14 +134,8 @@ async fn every_route_with_every_role() {
     }
     let operator_jar = sign_in(&server, work.path(), "otto-pages");
     let auditor_jar = sign_in(&server, work.path(), "aida-pages");
-    let admin_login = curl(&[
-        "--data-urlencode",
-        "name=adam-pages",
-        "--data-urlencode",
-        "password=a long enough password",
-        &server.url("/login"),
-    ]);
-    assert_eq!(admin_login.status, 401, "an admin without another role has no pages yet: {}", admin_login.body);
+    let admin_jar = sign_in(&server, work.path(), "adam-pages");
+    let admin_csrf = csrf_of(&curl(&["-b", &admin_jar, &server.url("/admin/accounts")]).body);
 
     let operator_csrf = csrf_of(&curl(&["-b", &operator_jar, &server.url(&format!("/operator/requests/{id}"))]).body);
     let auditor_page = curl(&["-b", &auditor_jar, &server.url(&format!("/operator/requests/{id}"))]);
@@ -156,6 +151,11 @@ async fn every_route_with_every_role() {
         ("POST", format!("/operator/requests/{id}/deny"), OPERATOR_ONLY_PAGE),
         ("POST", format!("/operator/requests/{id}/retry"), OPERATOR_ONLY_PAGE),
         ("POST", format!("/operator/requests/{id}/revoke"), OPERATOR_ONLY_PAGE),
+        ("GET", "/admin/accounts".to_owned(), ADMIN_PAGE),
+        ("POST", "/admin/accounts".to_owned(), ADMIN_PAGE),
+        ("POST", "/admin/accounts/nobody/roles".to_owned(), ADMIN_PAGE),
+        ("POST", "/admin/accounts/nobody/tokens".to_owned(), ADMIN_PAGE),
+        ("POST", format!("/admin/tokens/{}/revoke", uuid::Uuid::nil()), ADMIN_PAGE),
     ];
     for (method, path, expected) in &pages {
         let url = server.url(path);
@@ -163,6 +163,7 @@ async fn every_route_with_every_role() {
             ("anonymous", None, "", expected.anonymous),
             ("operator", Some(&operator_jar), operator_csrf.as_str(), expected.operator),
             ("auditor", Some(&auditor_jar), auditor_csrf.as_str(), expected.auditor),
+            ("admin", Some(&admin_jar), admin_csrf.as_str(), expected.admin),
         ] {
             let mut args = vec![];
             if let Some(jar) = jar {
@@ -260,6 +261,79 @@ async fn idle_session_ends() {
     pool.close().await;
     let idle = curl(&["-b", &jar, &server.url("/operator/requests")]);
     assert_eq!(idle.status, 303, "a session idle for 31 minutes has ended");
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_manages_accounts_and_tokens() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    server.operator_token("root", "admin");
+    let work = tempfile::tempdir().unwrap();
+    let jar = sign_in(&server, work.path(), "root");
+    let page = curl(&["-b", &jar, &server.url("/admin/accounts")]);
+    assert_eq!(page.status, 200);
+    let csrf = csrf_of(&page.body);
+    let post = |path: &str, form: &str| curl(&["-b", &jar, "--data", form, &server.url(path)]);
+
+    // A new operator account, made in the page.
+    let created =
+        post("/admin/accounts", &format!("csrf={csrf}&name=nora&password=a+long+enough+password&role=operator"));
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.contains("Account nora created."), "{}", created.body);
+    let again =
+        post("/admin/accounts", &format!("csrf={csrf}&name=nora&password=a+long+enough+password&role=operator"));
+    assert!(again.body.contains("already exists"), "{}", again.body);
+    let short = post("/admin/accounts", &format!("csrf={csrf}&name=olaf&password=short&role=operator"));
+    assert!(short.body.contains("at least 12 characters"), "{}", short.body);
+
+    // A token for nora, shown once, works for the API with her roles.
+    let token_page = post("/admin/accounts/nora/tokens", &format!("csrf={csrf}"));
+    let token =
+        token_page.body.split("<code id=\"token-value\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(token.starts_with("ozo_"), "{token}");
+    let listed =
+        curl(&["-H", &format!("Authorization: Bearer {token}"), &server.url("/api/v1/requests?status=pending")]);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+
+    // As an auditor only, nora may no longer list requests through the API.
+    let roles = post("/admin/accounts/nora/roles", &format!("csrf={csrf}&role=auditor"));
+    assert!(roles.body.contains("The roles of nora are saved."), "{}", roles.body);
+    let as_auditor =
+        curl(&["-H", &format!("Authorization: Bearer {token}"), &server.url("/api/v1/requests?status=pending")]);
+    assert_eq!(as_auditor.status, 403, "{}", as_auditor.body);
+
+    // The command line lists the token; revoking it in the page ends it at once.
+    let list = server.command(&["token", "list", "nora"], "");
+    let listing = String::from_utf8_lossy(&list.stdout).to_string();
+    let token_id = listing.split('\t').next().unwrap().to_owned();
+    assert!(listing.contains("\tnora\t") && listing.contains("active"), "{listing}");
+    let revoked = post(&format!("/admin/tokens/{token_id}/revoke"), &format!("csrf={csrf}"));
+    assert!(revoked.body.contains("is revoked"), "{}", revoked.body);
+    let after =
+        curl(&["-H", &format!("Authorization: Bearer {token}"), &server.url("/api/v1/requests?status=pending")]);
+    assert_eq!(after.status, 401);
+    let listing = String::from_utf8_lossy(&server.command(&["token", "list", "nora"], "").stdout).to_string();
+    assert!(listing.contains("revoked"), "{listing}");
+
+    // An admin cannot lock themself out.
+    let own = post("/admin/accounts/root/roles", &format!("csrf={csrf}&role=operator"));
+    assert!(own.body.contains("cannot remove your own admin role"), "{}", own.body);
+
+    // Every change is an event, and the token itself is nowhere in the database.
+    let pool = db.pool().await;
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM events WHERE kind LIKE 'account.%' OR kind LIKE 'token.%' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["account.created", "token.created", "account.roles_changed", "token.revoked"]);
+    pool.close().await;
+    let dump = std::process::Command::new("pg_dump").args(["--data-only", &db.url]).output().unwrap();
+    assert!(dump.status.success());
+    assert!(!String::from_utf8_lossy(&dump.stdout).contains(&token), "the token is stored only as a hash");
 
     drop(server);
     db.drop_database().await;

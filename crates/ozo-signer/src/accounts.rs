@@ -47,6 +47,40 @@ pub async fn create_token(config: &Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn list_users(config: &Config) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    for account in accounts::list(&mut conn).await? {
+        let password = if account.password_hash.is_some() { "password" } else { "tokens only" };
+        println!("{}\t{}\t{password}", account.name, account.roles.join(","));
+    }
+    Ok(())
+}
+
+pub async fn list_tokens(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    for token in accounts::list_tokens(&mut conn, name).await? {
+        let state = match token.revoked_at {
+            Some(at) => format!("revoked {at}"),
+            None => "active".to_owned(),
+        };
+        println!("{}\t{}\tcreated {}\t{state}", token.id, token.account, token.created_at);
+    }
+    Ok(())
+}
+
+pub async fn revoke_token(config: &Config, id: uuid::Uuid) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    let Some(account) = accounts::revoke_token(&mut conn, id).await? else {
+        bail!("no active token with id {id}; list them with ozo-signer token list");
+    };
+    tracing::info!(token.id = %id, account.name = account, "API token revoked");
+    println!("token {id} of {account} revoked");
+    Ok(())
+}
+
 pub async fn create_invitation(
     config: &Config,
     organisation: String,

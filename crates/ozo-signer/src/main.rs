@@ -129,12 +129,18 @@ enum UserCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// List the accounts with their roles, one per line.
+    List,
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create an API token for an account and print it once; only its hash is stored.
     Create { name: String },
+    /// List API tokens, of one account or of all: id, account, created, state.
+    List { name: Option<String> },
+    /// Revoke an API token by its id, so that it stops working at once.
+    Revoke { id: uuid::Uuid },
 }
 
 fn main() -> ExitCode {
@@ -173,6 +179,9 @@ fn main() -> ExitCode {
                 accounts::add_user(&config, &name, &roles, replace).await
             }
             Command::Token { command: TokenCommand::Create { name } } => accounts::create_token(&config, &name).await,
+            Command::Token { command: TokenCommand::List { name } } => accounts::list_tokens(&config, name.as_deref()).await,
+            Command::Token { command: TokenCommand::Revoke { id } } => accounts::revoke_token(&config, id).await,
+            Command::User { command: UserCommand::List } => accounts::list_users(&config).await,
             Command::Revoke { request_id, reason, operator } => serve::revoke(config, request_id, &reason, &operator).await,
             Command::Invitation { command } => match command {
                 InvitationCommand::Create { organisation, contact, environments, days } => {

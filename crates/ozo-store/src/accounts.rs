@@ -101,6 +101,58 @@ pub async fn find_by_token(conn: &mut PgConnection, token_sha256: &[u8]) -> Resu
     .await
 }
 
+/// Lists every account by name.
+#[tracing::instrument(name = "db.list_accounts", skip(conn))]
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Account>, sqlx::Error> {
+    sqlx::query_as!(Account, "SELECT id, name, password_hash, roles FROM accounts ORDER BY name").fetch_all(conn).await
+}
+
+/// Replaces the roles of an account. Returns false when there is no such account.
+#[tracing::instrument(name = "db.set_account_roles", skip(conn))]
+pub async fn set_roles(conn: &mut PgConnection, name: &str, roles: &[String]) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!("UPDATE accounts SET roles = $2 WHERE name = $1", name, roles).execute(conn).await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// An API token as listed: never the token, which only its holder has.
+#[derive(Clone, Debug)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub account: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// Lists the API tokens of one account, or of all, newest first.
+#[tracing::instrument(name = "db.list_tokens", skip(conn))]
+pub async fn list_tokens(conn: &mut PgConnection, account: Option<&str>) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TokenRow,
+        r#"SELECT t.id, a.name AS account, t.created_at, t.revoked_at
+           FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+           WHERE $1::text IS NULL OR a.name = $1
+           ORDER BY t.created_at DESC"#,
+        account
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Revokes an API token. Returns the name of its account, or `None` when there is no
+/// such token or it was already revoked.
+#[tracing::instrument(name = "db.revoke_token", skip(conn))]
+pub async fn revoke_token(conn: &mut PgConnection, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"UPDATE api_tokens t SET revoked_at = now()
+           FROM accounts a
+           WHERE t.id = $1 AND t.revoked_at IS NULL AND a.id = t.account_id
+           RETURNING a.name"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// A signed-in session.
 #[derive(Clone, Debug)]
 pub struct Session {

@@ -185,6 +185,21 @@ impl FromRequestParts<AppState> for ReaderSession {
     }
 }
 
+/// A session of an admin, for the account pages.
+pub struct AdminSession(pub PageSession);
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = signed_in(parts, state).await?;
+        if !session.account.has_role("admin") {
+            return Err(PageRejection::Error(ApiError::Forbidden { role: "admin" }));
+        }
+        Ok(AdminSession(session))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

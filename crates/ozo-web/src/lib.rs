@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::ratelimit::RateLimiter;
 
 mod api;
+pub mod admin;
 pub mod auth;
 mod client_pages;
 mod error;
@@ -200,6 +201,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(admin::routes())
         .merge(client_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/style.css", get(pages::stylesheet))

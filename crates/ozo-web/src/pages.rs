@@ -170,7 +170,7 @@ async fn login(
         .map_err(anyhow::Error::from)?;
 
     let account = match account {
-        Some(account) if password_ok && (account.has_role("operator") || account.has_role("auditor")) => account,
+        Some(account) if password_ok && !account.roles.is_empty() => account,
         _ => {
             accounts::insert_login_failure(&mut conn, &name, address).await?;
             tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
@@ -196,7 +196,12 @@ async fn login(
     } else {
         format!("{}={session_id}; Path=/; HttpOnly; SameSite=Strict", auth::SESSION_COOKIE)
     };
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/operator/requests")).into_response())
+    let start = if account.has_role("operator") || account.has_role("auditor") {
+        "/operator/requests"
+    } else {
+        "/admin/accounts"
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(start)).into_response())
 }
 
 #[derive(Deserialize)]
