@@ -315,6 +315,10 @@ async fn four_eyes_in_chromium() {
     assert!(text_of(&carla, "#approvals").await.starts_with("1 / 2: anna"));
     assert!(carla.find(Locator::Css("form[action$='/approve']")).await.is_err(), "an auditor sees no approve form");
     assert!(carla.find(Locator::Css("form[action$='/deny']")).await.is_err(), "an auditor sees no deny form");
+    assert!(
+        carla.find(Locator::Css("nav a[href='/operator/invitations']")).await.is_err(),
+        "an auditor's navigation has no invitations link"
+    );
     screenshot(&carla, "9-auditor-request").await;
 
     // Bart gives the second approval, and the certificate is issued.

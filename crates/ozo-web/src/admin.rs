@@ -49,7 +49,7 @@ impl AccountLine {
 #[template(path = "admin.html")]
 struct AdminPage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     roles: [&'static str; 3],
     accounts: Vec<AccountLine>,
@@ -86,7 +86,7 @@ async fn render_admin(
         .collect();
     let page = AdminPage {
         t: page_texts(lang),
-        user: Some(session.0.account.name.clone()),
+        user: Some(crate::auth::NavUser::of(&session.0.account)),
         csrf: session.0.csrf_token.clone(),
         roles: auth::ROLES,
         accounts,

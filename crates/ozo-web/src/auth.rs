@@ -61,6 +61,25 @@ pub fn secret_sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// The signed-in account as the navigation shows it: its name and the pages it may use.
+pub struct NavUser {
+    pub name: String,
+    pub reads_requests: bool,
+    pub invites: bool,
+    pub administers: bool,
+}
+
+impl NavUser {
+    pub fn of(account: &Account) -> NavUser {
+        NavUser {
+            name: account.name.clone(),
+            reads_requests: account.has_role("operator") || account.has_role("auditor"),
+            invites: account.has_role("operator"),
+            administers: account.has_role("admin"),
+        }
+    }
+}
+
 /// The account behind the `Authorization: Bearer` token of an API request.
 pub struct ApiAccount(pub Account);
 

@@ -44,7 +44,7 @@ struct FindingLine {
 struct UploadPage<'a> {
     t: &'a PageTexts,
     c: &'a ClientTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     invitation: String,
     /// The organisation of a valid invitation, shown so the client sees it is theirs.
@@ -283,7 +283,7 @@ async fn upload(
 struct StatusPage<'a> {
     t: &'a PageTexts,
     c: &'a ClientTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     token: String,
     row: RequestRow,

@@ -106,7 +106,7 @@ impl ApiError {
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     t: &'a crate::i18n::PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     title: &'a str,
     detail: String,

@@ -71,7 +71,7 @@ struct EnvironmentLine {
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     environments: Vec<EnvironmentLine>,
 }
@@ -92,7 +92,7 @@ async fn index(State(state): State<AppState>, RequestLang(lang): RequestLang) ->
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     failed: bool,
     locked: bool,
@@ -245,7 +245,7 @@ struct QueueLine {
 #[template(path = "queue.html")]
 struct QueuePage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     statuses: Vec<&'static str>,
     selected: String,
@@ -317,7 +317,7 @@ async fn queue(
     statuses.extend(RequestStatus::ALL.iter().map(|s| s.as_str()));
     let page = QueuePage {
         t: page_texts(lang),
-        user: Some(session.account.name.clone()),
+        user: Some(crate::auth::NavUser::of(&session.account)),
         csrf: session.csrf_token.clone(),
         statuses,
         selected,
@@ -339,7 +339,7 @@ struct FindingLine {
 #[template(path = "request.html")]
 struct RequestPage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     received: String,
     valid_until: String,
@@ -476,7 +476,7 @@ async fn render_request(
         .collect();
     let page = RequestPage {
         t: page_texts(lang),
-        user: Some(session.account.name.clone()),
+        user: Some(crate::auth::NavUser::of(&session.account)),
         csrf: session.csrf_token.clone(),
         received: format_time(row.created_at),
         valid_until: certificate.as_ref().map(|c| format_time(c.not_after)).unwrap_or_default(),
@@ -634,7 +634,7 @@ struct InvitationLine {
 #[template(path = "invitations.html")]
 struct InvitationsPage<'a> {
     t: &'a PageTexts,
-    user: Option<String>,
+    user: Option<crate::auth::NavUser>,
     csrf: String,
     environments: Vec<String>,
     lines: Vec<InvitationLine>,
@@ -691,7 +691,7 @@ async fn render_invitations(
         .collect();
     let page = InvitationsPage {
         t,
-        user: Some(session.account.name.clone()),
+        user: Some(crate::auth::NavUser::of(&session.account)),
         csrf: session.csrf_token.clone(),
         environments: state.environment_names().into_iter().map(str::to_owned).collect(),
         lines,
