@@ -4,6 +4,7 @@
 //! which only validation can create, or a [`RejectedCsr`] that lists every finding.
 
 pub mod approval;
+pub mod audit;
 pub mod csr;
 pub mod environment;
 pub mod finding;

@@ -16,7 +16,10 @@ pub async fn add_user(config: &Config, name: &str, roles: &[String], replace: bo
     std::io::stdin().lock().read_line(&mut password).context("failed to read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        bail!("the password on standard input has {} characters; expected at least {MIN_PASSWORD_CHARS}", password.chars().count());
+        bail!(
+            "the password on standard input has {} characters; expected at least {MIN_PASSWORD_CHARS}",
+            password.chars().count()
+        );
     }
 
     let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("failed to hash the password: {e}"))?;
@@ -81,6 +84,18 @@ pub async fn revoke_token(config: &Config, id: uuid::Uuid) -> anyhow::Result<()>
     Ok(())
 }
 
+pub async fn verify_audit_log(config: &Config) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    let report = ozo_store::events::verify_chain(&mut conn).await?;
+    let head = report.head.map(hex::encode).unwrap_or_else(|| "none".to_owned());
+    if let Some(broken) = report.broken {
+        bail!("the event chain is broken after {} intact events: {broken}", report.checked);
+    }
+    println!("the event chain is intact: {} events checked, head hash {head}", report.checked);
+    Ok(())
+}
+
 pub async fn create_invitation(
     config: &Config,
     organisation: String,
@@ -96,7 +111,13 @@ pub async fn create_invitation(
         ozo_web::ApiError::BadRequest(text) => anyhow::anyhow!("{}", text.en),
         other => anyhow::anyhow!("{other}"),
     })?;
-    println!("invitation {} for {} ({}), expires {}", row.id, row.organisation, row.environments.join(", "), row.expires_at.date());
+    println!(
+        "invitation {} for {} ({}), expires {}",
+        row.id,
+        row.organisation,
+        row.environments.join(", "),
+        row.expires_at.date()
+    );
     println!("code: {code}");
     println!("upload path: /upload?invitation={code}");
     Ok(())
@@ -106,7 +127,13 @@ pub async fn list_invitations(config: &Config) -> anyhow::Result<()> {
     let pool = connect(config).await?;
     let mut conn = pool.acquire().await?;
     for row in ozo_store::invitations::list(&mut conn, 1000).await? {
-        let state = if row.withdrawn_at.is_some() { "withdrawn" } else if row.expires_at <= time::OffsetDateTime::now_utc() { "expired" } else { "open" };
+        let state = if row.withdrawn_at.is_some() {
+            "withdrawn"
+        } else if row.expires_at <= time::OffsetDateTime::now_utc() {
+            "expired"
+        } else {
+            "open"
+        };
         println!(
             "{}\t{}\t{}\tused: {}\texpires {}\t{state}",
             row.id,

@@ -68,6 +68,11 @@ enum Command {
         #[arg(long)]
         operator: String,
     },
+    /// Check the event log for auditors.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage invitations, which let an organisation upload CSRs.
     Invitation {
         #[command(subcommand)]
@@ -134,6 +139,13 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of the event log. Exits 0 and prints the number of events and
+    /// the head hash when it is intact, or exits 1 naming the first event that breaks it.
+    Verify,
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create an API token for an account and print it once; only its hash is stored.
     Create { name: String },
@@ -179,10 +191,15 @@ fn main() -> ExitCode {
                 accounts::add_user(&config, &name, &roles, replace).await
             }
             Command::Token { command: TokenCommand::Create { name } } => accounts::create_token(&config, &name).await,
-            Command::Token { command: TokenCommand::List { name } } => accounts::list_tokens(&config, name.as_deref()).await,
+            Command::Token { command: TokenCommand::List { name } } => {
+                accounts::list_tokens(&config, name.as_deref()).await
+            }
             Command::Token { command: TokenCommand::Revoke { id } } => accounts::revoke_token(&config, id).await,
             Command::User { command: UserCommand::List } => accounts::list_users(&config).await,
-            Command::Revoke { request_id, reason, operator } => serve::revoke(config, request_id, &reason, &operator).await,
+            Command::Audit { command: AuditCommand::Verify } => accounts::verify_audit_log(&config).await,
+            Command::Revoke { request_id, reason, operator } => {
+                serve::revoke(config, request_id, &reason, &operator).await
+            }
             Command::Invitation { command } => match command {
                 InvitationCommand::Create { organisation, contact, environments, days } => {
                     accounts::create_invitation(&config, organisation, contact, environments, days).await
