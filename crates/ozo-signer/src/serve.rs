@@ -88,6 +88,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     };
     let state = AppState::new(pool, environments, settings);
     let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), shutdown_signal()));
+    tokio::spawn(log_chain_head(state.pool().clone()));
     let app = ozo_web::router(state);
 
     let listener =
@@ -101,6 +102,28 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     worker.await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the head of the event chain is logged.
+const CHAIN_HEAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Logs the head of the event chain at start and then every ten minutes, so that the log
+/// holds copies of it to compare with `ozo-signer audit verify` later.
+async fn log_chain_head(pool: PgPool) {
+    loop {
+        let head = match pool.acquire().await {
+            Ok(mut conn) => ozo_store::events::head(&mut conn).await,
+            Err(error) => Err(error),
+        };
+        match head {
+            Ok(Some((seq, hash))) => {
+                tracing::info!(events.seq = seq, events.head_hash = %hex::encode(hash), "event chain head")
+            }
+            Ok(None) => tracing::info!("the event chain is empty"),
+            Err(error) => tracing::warn!(error = %error, "failed to read the event chain head"),
+        }
+        tokio::time::sleep(CHAIN_HEAD_INTERVAL).await;
+    }
 }
 
 async fn shutdown_signal() {

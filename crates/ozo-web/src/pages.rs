@@ -173,6 +173,15 @@ async fn login(
         Some(account) if password_ok && !account.roles.is_empty() => account,
         _ => {
             accounts::insert_login_failure(&mut conn, &name, address).await?;
+            let detail = serde_json::json!({ "account": name, "address": address.to_string() });
+            ozo_store::events::append(
+                &mut conn,
+                &ozo_store::events::Actor::Client,
+                None,
+                "account.sign_in_failed",
+                detail,
+            )
+            .await?;
             tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
             let page =
                 LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, locked: false, name };
@@ -182,6 +191,15 @@ async fn login(
         }
     };
     accounts::clear_login_failures(&mut conn, &account.name).await?;
+    let detail = serde_json::json!({ "address": address.to_string() });
+    ozo_store::events::append(
+        &mut conn,
+        &ozo_store::events::Actor::Account(account.name.clone()),
+        None,
+        "account.signed_in",
+        detail,
+    )
+    .await?;
 
     // A new session id at every login, so an id planted before login is worthless.
     let session_id = auth::random_secret();
