@@ -121,3 +121,84 @@ pub async fn head(conn: &mut PgConnection) -> Result<Option<(i64, Vec<u8>)>, sql
     let row = sqlx::query!("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await?;
     Ok(row.map(|row| (row.seq, row.hash)))
 }
+
+/// The filters of an event search; an unset field matches every event.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub request_id: Option<Uuid>,
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// An event as auditors read it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub request_id: Option<Uuid>,
+    pub kind: String,
+    pub detail: Value,
+    #[serde(serialize_with = "crate::requests::serialize_hex")]
+    pub hash: Vec<u8>,
+}
+
+/// Finds events newest first, before place `before` in the chain when given, so that a
+/// page continues where the previous one ended.
+#[tracing::instrument(name = "db.search_events", skip(conn))]
+pub async fn search(
+    conn: &mut PgConnection,
+    filter: &EventFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    sqlx::query_as!(
+        AuditEvent,
+        r#"SELECT seq, at, actor, request_id, kind, detail, hash
+           FROM events
+           WHERE ($1::text IS NULL OR kind = $1)
+             AND ($2::text IS NULL OR actor = $2)
+             AND ($3::uuid IS NULL OR request_id = $3)
+             AND ($4::timestamptz IS NULL OR at >= $4)
+             AND ($5::timestamptz IS NULL OR at < $5)
+             AND ($6::bigint IS NULL OR seq < $6)
+           ORDER BY seq DESC
+           LIMIT $7"#,
+        filter.kind,
+        filter.actor,
+        filter.request_id,
+        filter.from,
+        filter.until,
+        before,
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Streams every event that matches, newest first, for an export.
+pub fn stream<'c>(
+    conn: &'c mut PgConnection,
+    filter: &'c EventFilter,
+) -> futures_util::stream::BoxStream<'c, Result<AuditEvent, sqlx::Error>> {
+    sqlx::query_as!(
+        AuditEvent,
+        r#"SELECT seq, at, actor, request_id, kind, detail, hash
+           FROM events
+           WHERE ($1::text IS NULL OR kind = $1)
+             AND ($2::text IS NULL OR actor = $2)
+             AND ($3::uuid IS NULL OR request_id = $3)
+             AND ($4::timestamptz IS NULL OR at >= $4)
+             AND ($5::timestamptz IS NULL OR at < $5)
+           ORDER BY seq DESC"#,
+        filter.kind,
+        filter.actor,
+        filter.request_id,
+        filter.from,
+        filter.until,
+    )
+    .fetch(conn)
+}

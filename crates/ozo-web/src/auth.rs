@@ -66,6 +66,7 @@ pub struct NavUser {
     pub name: String,
     pub reads_requests: bool,
     pub invites: bool,
+    pub audits: bool,
     pub administers: bool,
 }
 
@@ -75,6 +76,7 @@ impl NavUser {
             name: account.name.clone(),
             reads_requests: account.has_role("operator") || account.has_role("auditor"),
             invites: account.has_role("operator"),
+            audits: account.has_role("auditor"),
             administers: account.has_role("admin"),
         }
     }
@@ -201,6 +203,21 @@ impl FromRequestParts<AppState> for ReaderSession {
             return Err(PageRejection::Forbidden);
         }
         Ok(ReaderSession(session))
+    }
+}
+
+/// A session of an auditor, for the event log.
+pub struct AuditorSession(pub PageSession);
+
+impl FromRequestParts<AppState> for AuditorSession {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = signed_in(parts, state).await?;
+        if !session.account.has_role("auditor") {
+            return Err(PageRejection::Error(ApiError::Forbidden { role: "auditor" }));
+        }
+        Ok(AuditorSession(session))
     }
 }
 

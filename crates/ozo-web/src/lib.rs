@@ -16,8 +16,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::ratelimit::RateLimiter;
 
-mod api;
 pub mod admin;
+mod api;
+pub mod audit;
 pub mod auth;
 mod client_pages;
 mod error;
@@ -202,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(client_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/style.css", get(pages::stylesheet))

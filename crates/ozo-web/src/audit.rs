@@ -1,0 +1,335 @@
+//! The auditor's view of the event log: search, export and the check of the hash chain,
+//! in pages and in a read-only API.
+
+use askama::Template;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use ozo_store::events::{self, AuditEvent, EventFilter};
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::auth::{ApiAccount, AuditorSession, PageRejection};
+use crate::i18n::{page_texts, PageTexts, RequestLang, Text};
+use crate::{ApiError, AppState};
+
+/// Events per page of a search.
+const PAGE_SIZE: i64 = 100;
+/// Rows an export may be ahead of the client before it waits.
+const EXPORT_BUFFER: usize = 64;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/audit", get(audit_page))
+        .route("/audit/export", get(export_page))
+        .route("/api/v1/events", get(search_api))
+        .route("/api/v1/events/export", get(export_api))
+}
+
+/// The filters and paging of a search, from the query string.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    request: String,
+    /// RFC 3339 time or a date (YYYY-MM-DD, from midnight UTC).
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    until: String,
+    before: Option<i64>,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    verify: String,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<EventFilter, ApiError> {
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let request_id = match text(&self.request) {
+            None => None,
+            Some(value) => Some(Uuid::parse_str(&value).map_err(|_| {
+                ApiError::BadRequest(Text::new(
+                    format!("request {value:?} is not a request id; expected a UUID such as 0b6d2f39-5ae2-4c4e-9d0e-0f4a3e1b2c3d"),
+                    format!("request {value:?} is geen aanvraag-id; verwacht werd een UUID zoals 0b6d2f39-5ae2-4c4e-9d0e-0f4a3e1b2c3d"),
+                ))
+            })?),
+        };
+        Ok(EventFilter {
+            kind: text(&self.kind),
+            actor: text(&self.actor),
+            request_id,
+            from: parse_time("from", &self.from)?,
+            until: parse_time("until", &self.until)?,
+        })
+    }
+
+    /// The query string of these filters, for links to the next page and to exports.
+    fn filter_query(&self) -> String {
+        let pairs = [
+            ("kind", &self.kind),
+            ("actor", &self.actor),
+            ("request", &self.request),
+            ("from", &self.from),
+            ("until", &self.until),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, value)| format!("{name}={}", encode(value.trim())))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn parse_time(field: &str, value: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(at) = time::OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(Some(at));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(value, &date_format) {
+        return Ok(Some(date.midnight().assume_utc()));
+    }
+    Err(ApiError::BadRequest(Text::new(
+        format!("{field} {value:?} is not a time; expected a date such as 2026-12-04 or an RFC 3339 time such as 2026-12-04T10:00:00Z"),
+        format!("{field} {value:?} is geen tijd; verwacht werd een datum zoals 2026-12-04 of een RFC 3339-tijd zoals 2026-12-04T10:00:00Z"),
+    )))
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /api/v1/events`: events newest first, 100 per page; `next_before` continues.
+async fn search_api(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    account.require("auditor")?;
+
+    let filter = query.filter()?;
+    let mut conn = state.pool().acquire().await?;
+    let found = events::search(&mut conn, &filter, query.before, PAGE_SIZE).await?;
+
+    let next_before = (found.len() as i64 == PAGE_SIZE).then(|| found.last().map(|event| event.seq)).flatten();
+    Ok(Json(serde_json::json!({ "events": found, "next_before": next_before })).into_response())
+}
+
+/// `GET /api/v1/events/export?format=csv|jsonl`: every matching event, streamed.
+async fn export_api(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    account.require("auditor")?;
+    export(state, query)
+}
+
+async fn export_page(
+    State(state): State<AppState>,
+    _session: AuditorSession,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, PageRejection> {
+    Ok(export(state, query)?)
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Csv,
+    JsonLines,
+}
+
+/// Streams the export from a task that reads the rows, so memory holds only the rows in
+/// the channel whatever the size of the log.
+fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
+    let format = match query.format.as_str() {
+        "csv" => Format::Csv,
+        "jsonl" => Format::JsonLines,
+        other => {
+            return Err(ApiError::BadRequest(Text::new(
+                format!("format {other:?} is not an export format; expected csv or jsonl"),
+                format!("format {other:?} is geen exportformaat; verwacht werd csv of jsonl"),
+            )))
+        }
+    };
+    let filter = query.filter()?;
+
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_BUFFER);
+    tokio::spawn(async move {
+        use futures_util::TryStreamExt;
+
+        if let Format::Csv = format {
+            let _ = sender.send(Ok(Bytes::from_static(b"seq,at,actor,request_id,kind,detail,hash\n"))).await;
+        }
+        let mut conn = match state.pool().acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::error!(error = %error, "the event export failed to get a connection");
+                let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+                return;
+            }
+        };
+        let mut rows = events::stream(&mut conn, &filter);
+        loop {
+            let line = match rows.try_next().await {
+                Ok(Some(event)) => match format {
+                    Format::Csv => csv_line(&event),
+                    Format::JsonLines => json_line(&event),
+                },
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(error = %error, "the event export failed while reading events");
+                    let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+                    break;
+                }
+            };
+            if sender.send(Ok(Bytes::from(line))).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    }));
+    let (content_type, file) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "events.csv"),
+        Format::JsonLines => ("application/jsonl", "events.jsonl"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn json_line(event: &AuditEvent) -> String {
+    let mut line = serde_json::to_string(event).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+fn csv_line(event: &AuditEvent) -> String {
+    let fields = [
+        event.seq.to_string(),
+        event.at.format(&Rfc3339).unwrap_or_default(),
+        event.actor.clone(),
+        event.request_id.map(|id| id.to_string()).unwrap_or_default(),
+        event.kind.clone(),
+        event.detail.to_string(),
+        hex::encode(&event.hash),
+    ];
+    let mut line = fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}
+
+/// Quotes a CSV field when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+struct EventLine {
+    seq: i64,
+    at: String,
+    actor: String,
+    request_id: String,
+    kind: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage<'a> {
+    t: &'a PageTexts,
+    user: Option<crate::auth::NavUser>,
+    csrf: String,
+    query: AuditQuery,
+    head: String,
+    head_seq: i64,
+    /// The result of the chain check, when asked for.
+    verified: Option<String>,
+    intact: bool,
+    lines: Vec<EventLine>,
+    next_link: Option<String>,
+    filter_query: String,
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: AuditorSession,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, PageRejection> {
+    let filter = query.filter()?;
+
+    let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
+    let (head_seq, head) = events::head(&mut conn).await.map_err(ApiError::from)?.unwrap_or_default();
+    let (verified, intact) = if query.verify == "1" {
+        let report = events::verify_chain(&mut conn).await.map_err(ApiError::from)?;
+        match report.broken {
+            None => (Some(format!("{} ({})", page_texts(lang).chain_intact, report.checked)), true),
+            Some(broken) => (Some(broken.to_string()), false),
+        }
+    } else {
+        (None, true)
+    };
+    let found = events::search(&mut conn, &filter, query.before, PAGE_SIZE).await?;
+
+    let filter_query = query.filter_query();
+    let next_link = (found.len() as i64 == PAGE_SIZE)
+        .then(|| found.last().map(|event| format!("/audit?{filter_query}&before={}", event.seq)))
+        .flatten();
+    let lines = found
+        .into_iter()
+        .map(|event| EventLine {
+            seq: event.seq,
+            at: crate::pages::format_time(event.at),
+            actor: event.actor,
+            request_id: event.request_id.map(|id| id.to_string()).unwrap_or_default(),
+            kind: event.kind,
+            detail: event.detail.to_string(),
+        })
+        .collect();
+    let page = AuditPage {
+        t: page_texts(lang),
+        user: Some(crate::auth::NavUser::of(&session.0.account)),
+        csrf: session.0.csrf_token.clone(),
+        query,
+        head: hex::encode(head),
+        head_seq,
+        verified,
+        intact,
+        lines,
+        next_link,
+        filter_query,
+    };
+    Ok(axum::response::Html(page.render().map_err(ApiError::from)?).into_response())
+}
