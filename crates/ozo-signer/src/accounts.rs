@@ -7,7 +7,7 @@ use ozo_store::accounts;
 use ozo_web::auth;
 
 use crate::config::Config;
-use crate::serve::connect;
+use crate::serve::connect_migrated as connect;
 
 const MIN_PASSWORD_CHARS: usize = 12;
 
@@ -31,6 +31,11 @@ pub async fn add_user(config: &Config, name: &str, roles: &[String], replace: bo
         }
         other => other.into(),
     })?;
+    if replace {
+        // A new password ends the old sessions and lifts a sign-in lock on the name.
+        accounts::delete_sessions_of(&mut conn, name).await?;
+        accounts::clear_login_failures(&mut conn, name).await?;
+    }
     tracing::info!(account.name = name, roles = roles.join(","), "account saved");
     println!("account {name} saved with roles {}", roles.join(", "));
     Ok(())
@@ -50,12 +55,21 @@ pub async fn create_token(config: &Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn unlock_user(config: &Config, name: &str) -> anyhow::Result<()> {
+    let pool = connect(config).await?;
+    let mut conn = pool.acquire().await?;
+    accounts::clear_login_failures(&mut conn, name).await?;
+    tracing::info!(account.name = name, "sign-in unlocked");
+    println!("failed sign-ins of {name} forgotten; the account can sign in again");
+    Ok(())
+}
+
 pub async fn list_users(config: &Config) -> anyhow::Result<()> {
     let pool = connect(config).await?;
     let mut conn = pool.acquire().await?;
     for account in accounts::list(&mut conn).await? {
-        let password = if account.password_hash.is_some() { "password" } else { "tokens only" };
-        println!("{}\t{}\t{password}", account.name, account.roles.join(","));
+        let sign_in = if account.password_hash.is_some() { "password sign-in" } else { "API tokens only" };
+        println!("{}\t{}\t{sign_in}", account.name, account.roles.join(","));
     }
     Ok(())
 }

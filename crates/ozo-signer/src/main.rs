@@ -136,6 +136,8 @@ enum UserCommand {
     },
     /// List the accounts with their roles, one per line.
     List,
+    /// Forget an account's failed sign-ins, lifting a sign-in lock on its name.
+    Unlock { name: String },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +198,7 @@ fn main() -> ExitCode {
             }
             Command::Token { command: TokenCommand::Revoke { id } } => accounts::revoke_token(&config, id).await,
             Command::User { command: UserCommand::List } => accounts::list_users(&config).await,
+            Command::User { command: UserCommand::Unlock { name } } => accounts::unlock_user(&config, &name).await,
             Command::Audit { command: AuditCommand::Verify } => accounts::verify_audit_log(&config).await,
             Command::Revoke { request_id, reason, operator } => {
                 serve::revoke(config, request_id, &reason, &operator).await

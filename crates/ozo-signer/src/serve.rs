@@ -28,6 +28,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     ozo_store::connect(url.expose_secret(), 20).await.context("failed to connect to PostgreSQL")
 }
 
+/// Connects and applies pending migrations, so that the commands work on a new database
+/// as `serve` does.
+pub async fn connect_migrated(config: &Config) -> anyhow::Result<PgPool> {
+    let pool = connect(config).await?;
+    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    Ok(pool)
+}
+
 pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
     let pool = connect(config).await?;
     ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;

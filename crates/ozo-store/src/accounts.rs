@@ -246,6 +246,23 @@ pub async fn insert_login_failure(
     Ok(())
 }
 
+/// Makes the sign-in attempts for one account name take turns until the transaction ends.
+#[tracing::instrument(name = "db.lock_sign_in", skip(conn))]
+pub async fn lock_sign_in(conn: &mut PgConnection, account_name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || $1))", account_name).fetch_one(conn).await?;
+    Ok(())
+}
+
+/// Ends every session of an account, after its password changed.
+#[tracing::instrument(name = "db.delete_sessions_of", skip(conn))]
+pub async fn delete_sessions_of(conn: &mut PgConnection, account_name: &str) -> Result<u64, sqlx::Error> {
+    let deleted =
+        sqlx::query!("DELETE FROM sessions WHERE account_id = (SELECT id FROM accounts WHERE name = $1)", account_name)
+            .execute(conn)
+            .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Forgets the failed sign-ins of an account after a successful one.
 #[tracing::instrument(name = "db.clear_login_failures", skip(conn))]
 pub async fn clear_login_failures(conn: &mut PgConnection, account_name: &str) -> Result<(), sqlx::Error> {

@@ -216,11 +216,14 @@ pub async fn find_by_status_token(
     raw.map(RequestRow::try_from).transpose()
 }
 
-/// Lists requests, oldest first, optionally only those with one status.
+/// Lists requests, oldest first, optionally only those with one status, in one environment,
+/// or of an organisation whose name contains `organisation` in any case.
 #[tracing::instrument(name = "db.list_requests", skip(conn))]
 pub async fn list(
     conn: &mut PgConnection,
     status: Option<RequestStatus>,
+    environment: Option<&str>,
+    organisation: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RequestRow>, StoreError> {
     let raws = sqlx::query_as!(
@@ -229,9 +232,13 @@ pub async fn list(
                   status_reason, invitation_id, unverified, created_at, updated_at
            FROM requests
            WHERE ($1::text IS NULL OR status = $1)
+             AND ($2::text IS NULL OR environment = $2)
+             AND ($3::text IS NULL OR strpos(lower(organisation), lower($3)) > 0)
            ORDER BY created_at, id
-           LIMIT $2"#,
+           LIMIT $4"#,
         status.map(RequestStatus::as_str),
+        environment,
+        organisation,
         limit
     )
     .fetch_all(conn)

@@ -231,7 +231,7 @@ async fn list_requests(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
 
     let mut conn = state.pool().acquire().await?;
-    let rows = requests::list(&mut conn, status, limit).await?;
+    let rows = requests::list(&mut conn, status, None, None, limit).await?;
     let findings: Vec<_> = rows.iter().map(findings_of).collect();
     let views: Vec<_> =
         rows.iter().zip(&findings).map(|(row, findings)| request_view(row, findings, None, lang)).collect();

@@ -26,6 +26,20 @@ pub fn wants_html() -> bool {
     CONTEXT.try_with(|context| context.wants_html).unwrap_or(false)
 }
 
+/// The page a form posted to `path` belongs to: `/operator/requests/ID` for the actions
+/// on a request, the parent collection for the admin forms, and the path itself otherwise.
+fn form_page(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["", "operator", "requests", id, _action] => format!("/operator/requests/{id}"),
+        ["", "operator", "invitations", ..] => "/operator/invitations".to_owned(),
+        ["", "admin", ..] => "/admin/accounts".to_owned(),
+        ["", "login"] => "/login".to_owned(),
+        ["", "upload"] => "/upload".to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
 /// Builds the current page's path and query with `lang` set to `lang`.
 fn same_page_in(lang: &str) -> String {
     let target = CONTEXT.try_with(|context| context.target.clone()).unwrap_or_else(|_| "/".to_owned());
@@ -90,8 +104,15 @@ pub async fn negotiate_language(request: Request, next: Next) -> Response {
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.contains("text/html"));
+    // After a form, the link goes to the page the form belongs to: the form's address
+    // accepts only POST.
+    let target = if request.method() == axum::http::Method::GET {
+        request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned())
+    } else {
+        form_page(path)
+    };
     let context = RequestContext {
-        target: request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned()),
+        target,
         wants_html: !path.starts_with("/api/")
             && (accepts_html
                 || request.method() != axum::http::Method::GET
@@ -151,6 +172,7 @@ pub struct PageTexts {
     pub key_fingerprint: &'static str,
     pub reason: &'static str,
     pub approve: &'static str,
+    pub approve_partial: &'static str,
     pub approve_confirm: &'static str,
     pub preview: &'static str,
     pub subject: &'static str,
@@ -259,6 +281,7 @@ pub const EN: PageTexts = PageTexts {
     key_fingerprint: "Public key SHA-256",
     reason: "Reason",
     approve: "Approve and sign",
+    approve_partial: "Approve (another operator signs off next)",
     approve_confirm: "I checked the organisation, the contact and the findings",
     preview: "Certificate the CA would issue",
     subject: "Subject",
@@ -365,6 +388,7 @@ pub const NL: PageTexts = PageTexts {
     key_fingerprint: "SHA-256 van de publieke sleutel",
     reason: "Reden",
     approve: "Goedkeuren en ondertekenen",
+    approve_partial: "Goedkeuren (daarna keurt een andere operator goed)",
     approve_confirm: "Ik heb de organisatie, de contactpersoon en de bevindingen gecontroleerd",
     preview: "Certificaat dat de CA zou uitgeven",
     subject: "Onderwerp",

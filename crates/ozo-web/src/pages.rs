@@ -54,7 +54,8 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
 }
 
 pub async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+        .into_response()
 }
 
 fn render(template: &impl Template) -> Result<Response, ApiError> {
@@ -142,7 +143,10 @@ async fn login(
     let name = form.name.trim().to_owned();
     let address = client.ip();
 
-    let mut conn = state.pool().acquire().await?;
+    // Attempts for one name take turns, so parallel guesses cannot all pass the count
+    // before any of them is recorded.
+    let mut conn = state.pool().begin().await?;
+    accounts::lock_sign_in(&mut conn, &name).await?;
     let (for_account, from_address) = accounts::login_failures(&mut conn, &name, address, LOGIN_WINDOW).await?;
     if for_account >= LOCK_AFTER_FOR_ACCOUNT || from_address >= LOCK_AFTER_FROM_ADDRESS {
         tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account, failures.address = from_address, "sign-in locked after repeated failures");
@@ -185,6 +189,7 @@ async fn login(
             tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
             let page =
                 LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, locked: false, name };
+            conn.commit().await?;
             let mut response = render(&page)?;
             *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
             return Ok(response);
@@ -206,6 +211,7 @@ async fn login(
     let csrf = auth::random_secret();
     let expires_at = time::OffsetDateTime::now_utc() + state.settings().session_lifetime;
     accounts::insert_session(&mut conn, &auth::secret_sha256(&session_id), account.id, &csrf, expires_at).await?;
+    conn.commit().await?;
     tracing::info!(account.name = %account.name, "signed in");
 
     let settings = state.settings();
@@ -241,7 +247,11 @@ pub async fn logout(
     accounts::delete_session(&mut conn, &auth::secret_sha256(&cookie)).await.map_err(ApiError::from)?;
     tracing::info!(account.name = %session.account.name, "operator signed out");
 
-    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
+    let expired = if state.settings().secure_cookies {
+        format!("{}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0", auth::SECURE_SESSION_COOKIE)
+    } else {
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE)
+    };
     Ok(([(header::SET_COOKIE, expired)], Redirect::to("/login")).into_response())
 }
 
@@ -305,12 +315,10 @@ async fn queue(
     let organisation_filter = query.organisation.unwrap_or_default().trim().to_owned();
 
     let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
-    let rows: Vec<_> = requests::list(&mut conn, status, 500)
-        .await?
-        .into_iter()
-        .filter(|row| environment_filter.as_deref().is_none_or(|name| row.environment == name))
-        .filter(|row| row.organisation.to_lowercase().contains(&organisation_filter.to_lowercase()))
-        .collect();
+    let organisation = Some(organisation_filter.as_str()).filter(|name| !name.is_empty());
+    // NOTE: the queue shows the oldest 500 matching requests; narrow the filters to reach
+    // later ones.
+    let rows = requests::list(&mut conn, status, environment_filter.as_deref(), organisation, 500).await?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let approvals = ozo_store::approvals::counts(&mut conn, &ids).await?;
 
@@ -385,6 +393,10 @@ struct RequestPage<'a> {
     signature_algorithm: String,
     /// Other requests of the same organisation: id, environment, status, received, serial.
     related: Vec<(Uuid, String, String, String, String)>,
+    /// Why the viewer may not approve this request, when they may not.
+    approval_blocked: Option<String>,
+    /// Whether an approval by the viewer still leaves the request waiting for another.
+    approval_partial: bool,
 }
 
 /// What the CA answered when asked for a preview.
@@ -449,7 +461,7 @@ async fn render_request(
     let certificate = certificates::for_request(&mut conn, id).await?;
     let events = events::for_request(&mut conn, id).await?;
     let job_error = ozo_store::jobs::last_error(&mut conn, id).await?;
-    let approvals = ozo_store::approvals::for_request(&mut conn, id)
+    let approvals: Vec<(String, String)> = ozo_store::approvals::for_request(&mut conn, id)
         .await?
         .into_iter()
         .map(|approval| (approval.account, format_time(approval.approved_at)))
@@ -469,6 +481,29 @@ async fn render_request(
             )
         })
         .collect();
+    let viewer = &session.account.name;
+    let invited_by_viewer = match row.invitation_id {
+        Some(invitation_id) => ozo_store::invitations::get(&mut conn, invitation_id)
+            .await?
+            .is_some_and(|invitation| invitation.created_by == format!("account:{viewer}")),
+        None => false,
+    };
+    let approved_by_viewer = approvals.iter().any(|(account, _)| account == viewer);
+    let approval_blocked = if approved_by_viewer {
+        Some(match lang {
+            Lang::En => "You approved this request; another operator must approve it too.",
+            Lang::Nl => "U heeft deze aanvraag goedgekeurd; een andere operator moet deze ook goedkeuren.",
+        })
+    } else if invited_by_viewer {
+        Some(match lang {
+            Lang::En => "You created the invitation this request came in on, so another operator must approve it.",
+            Lang::Nl => "U heeft de uitnodiging gemaakt waarmee deze aanvraag binnenkwam, dus een andere operator moet deze goedkeuren.",
+        })
+    } else {
+        None
+    }
+    .map(str::to_owned);
+    let approval_partial = approvals.len() + 1 < approvals_required;
     let decoded = issuance::approval_digest(state, &row).ok();
     let subject = decoded
         .as_ref()
@@ -516,6 +551,8 @@ async fn render_request(
         subject,
         signature_algorithm,
         related,
+        approval_blocked,
+        approval_partial,
     };
     render(&page)
 }
@@ -545,6 +582,13 @@ async fn approve(
     }
 
     match issuance::approve(&state, id, &session.account).await {
+        Ok(row) if row.status == RequestStatus::Pending => {
+            let notice = match lang {
+                Lang::En => "Your approval is recorded. The certificate is signed once another operator approves too.",
+                Lang::Nl => "Uw goedkeuring is vastgelegd. Het certificaat wordt ondertekend zodra een andere operator ook goedkeurt.",
+            };
+            Ok(render_request(&state, lang, &session, id, Some(notice.to_owned()), None).await?)
+        }
         Ok(_) => Ok(Redirect::to(&format!("/operator/requests/{id}")).into_response()),
         Err(ApiError::Conflict { text, .. } | ApiError::FourEyes(text)) => {
             Ok(render_request(&state, lang, &session, id, Some(text.get(lang).to_owned()), None).await?)
