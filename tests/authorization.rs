@@ -264,8 +264,26 @@ async fn idle_session_ends() {
     let pool = db.pool().await;
     sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '31 minutes'").execute(&pool).await.unwrap();
     pool.close().await;
-    let idle = curl(&["-b", &jar, &server.url("/operator/requests")]);
+    let idle = curl(&["-b", &jar, "-D", "-", &server.url("/operator/requests?status=all")]);
     assert_eq!(idle.status, 303, "a session idle for 31 minutes has ended");
+    assert!(idle.body.contains("location: /login?next=/operator/requests%3Fstatus%3Dall"), "{}", idle.body);
+
+    // Signing in again returns to that page; an address elsewhere is ignored.
+    let form = |next: &str| {
+        curl(&[
+            "-D",
+            "-",
+            "--data-urlencode",
+            "name=ida",
+            "--data-urlencode",
+            "password=a long enough password",
+            "--data-urlencode",
+            &format!("next={next}"),
+            &server.url("/login"),
+        ])
+    };
+    assert!(form("/operator/requests?status=all").body.contains("location: /operator/requests?status=all"));
+    assert!(form("//evil.example/").body.contains("location: /operator/requests\r\n"));
 
     drop(server);
     db.drop_database().await;

@@ -239,6 +239,10 @@ impl Signer for GoogleCas {
         self.issued(certificate)
     }
 
+    fn supports_preview(&self) -> bool {
+        true
+    }
+
     async fn preview(&self, request: SigningRequest<'_>) -> Result<Option<CertificatePreview>, SignError> {
         let body = self.certificate_body(&request)?;
         // NOTE: nothing is stored when validateOnly is set, so a fresh id per preview is safe.

@@ -96,6 +96,11 @@ pub trait Signer: Send + Sync {
     /// Issues a client-authentication certificate for a verified CSR.
     async fn sign(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, SignError>;
 
+    /// Whether [`Signer::preview`] can describe a certificate before it is issued.
+    fn supports_preview(&self) -> bool {
+        false
+    }
+
     /// Describes the certificate `sign` would issue, without issuing it; `None` when the
     /// backend cannot.
     async fn preview(&self, request: SigningRequest<'_>) -> Result<Option<CertificatePreview>, SignError> {

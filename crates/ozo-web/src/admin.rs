@@ -260,10 +260,14 @@ async fn revoke_token(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
     session: AdminSession,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageRejection> {
     session.0.check_csrf(&form.csrf)?;
+    let Ok(id) = Uuid::parse_str(&id) else {
+        let notice = text(lang, &format!("{id} is not a token id."), &format!("{id} is geen token-id."));
+        return Ok(render_admin(&state, lang, &session, None, Some(notice)).await?);
+    };
 
     let mut tx = state.pool().begin().await.map_err(ApiError::from)?;
     let notice = match accounts::revoke_token(&mut tx, id).await.map_err(ApiError::from)? {

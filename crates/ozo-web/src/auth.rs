@@ -133,8 +133,8 @@ impl PageSession {
 
 /// The reason a page could not be shown to the visitor.
 pub enum PageRejection {
-    /// Not signed in: go to the login page.
-    Login,
+    /// Not signed in: go to the login page, and back to this page after it.
+    Login(Option<String>),
     /// Signed in, but the account lacks the operator role.
     Forbidden,
     Error(ApiError),
@@ -143,7 +143,19 @@ pub enum PageRejection {
 impl IntoResponse for PageRejection {
     fn into_response(self) -> Response {
         match self {
-            PageRejection::Login => Redirect::to("/login").into_response(),
+            PageRejection::Login(None) => Redirect::to("/login").into_response(),
+            PageRejection::Login(Some(next)) => {
+                let encoded: String = next
+                    .bytes()
+                    .map(|byte| match byte {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                            (byte as char).to_string()
+                        }
+                        _ => format!("%{byte:02X}"),
+                    })
+                    .collect();
+                Redirect::to(&format!("/login?next={encoded}")).into_response()
+            }
             PageRejection::Forbidden => ApiError::Forbidden { role: "operator" }.into_response(),
             PageRejection::Error(error) => error.into_response(),
         }
@@ -170,12 +182,16 @@ pub(crate) fn session_cookie_value(headers: &axum::http::HeaderMap) -> Option<St
 
 /// Finds the session of the request's cookie, whatever the account's roles.
 async fn signed_in(parts: &Parts, state: &AppState) -> Result<PageSession, PageRejection> {
-    let cookie = session_cookie_value(&parts.headers).ok_or(PageRejection::Login)?;
+    // A page asked for with GET is where the visitor returns after signing in.
+    let back = (parts.method == axum::http::Method::GET)
+        .then(|| parts.uri.path_and_query().map(|target| target.as_str().to_owned()))
+        .flatten();
+    let cookie = session_cookie_value(&parts.headers).ok_or_else(|| PageRejection::Login(back.clone()))?;
     let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
     let session = accounts::find_session(&mut conn, &secret_sha256(&cookie), state.settings().session_idle)
         .await
         .map_err(ApiError::from)?
-        .ok_or(PageRejection::Login)?;
+        .ok_or(PageRejection::Login(back))?;
     Ok(PageSession { account: session.account, csrf_token: session.csrf_token })
 }
 

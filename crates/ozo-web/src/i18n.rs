@@ -258,7 +258,7 @@ pub const EN: PageTexts = PageTexts {
     service: "ozo-signer",
     tagline:
         "Client certificates for the OZO platform: upload a CSR, an operator approves it, download the certificate.",
-    operator_login: "Operator sign-in",
+    operator_login: "Sign in to ozo-signer",
     client_intro:
         "Clients upload their CSR with the link from their invitation, on the upload page or through the API.",
     name: "Account name",
@@ -366,7 +366,7 @@ pub const NL: PageTexts = PageTexts {
     other_lang_name: "English",
     service: "ozo-signer",
     tagline: "Clientcertificaten voor het OZO-platform: upload een CSR, een operator keurt hem goed, download het certificaat.",
-    operator_login: "Inloggen voor operators",
+    operator_login: "Aanmelden bij ozo-signer",
     client_intro: "Clients uploaden hun CSR met de link uit hun uitnodiging, op de uploadpagina of via de API.",
     name: "Accountnaam",
     password: "Wachtwoord",
@@ -468,6 +468,29 @@ pub const NL: PageTexts = PageTexts {
 };
 
 impl PageTexts {
+    /// Names a request status in the page's language; English pages use the state's own
+    /// name.
+    pub fn status_label(&self, status: &str) -> &'static str {
+        let dutch = self.lang == "nl";
+        match (status, dutch) {
+            ("pending", true) => "in behandeling",
+            ("approved", true) => "goedgekeurd",
+            ("issued", true) => "uitgegeven",
+            ("denied", true) => "afgewezen",
+            ("rejected", true) => "geweigerd",
+            ("failed", true) => "mislukt",
+            ("revoked", true) => "ingetrokken",
+            ("pending", false) => "pending",
+            ("approved", false) => "approved",
+            ("issued", false) => "issued",
+            ("denied", false) => "denied",
+            ("rejected", false) => "rejected",
+            ("failed", false) => "failed",
+            ("revoked", false) => "revoked",
+            _ => "unknown",
+        }
+    }
+
     /// Builds the link to the current page in the other language.
     pub fn switch_href(&self) -> String {
         same_page_in(self.other_lang)

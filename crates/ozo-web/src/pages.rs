@@ -98,9 +98,24 @@ struct LoginPage<'a> {
     failed: bool,
     locked: bool,
     name: String,
+    /// The page to return to after signing in.
+    next: String,
 }
 
-async fn login_form(RequestLang(lang): RequestLang) -> Result<Response, ApiError> {
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Keeps a return address only when it is a path on this site, so that the login page
+/// cannot send anyone elsewhere.
+fn safe_next(next: &str) -> Option<&str> {
+    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains("://");
+    local.then_some(next)
+}
+
+async fn login_form(RequestLang(lang): RequestLang, Query(query): Query<NextQuery>) -> Result<Response, ApiError> {
     render(&LoginPage {
         t: page_texts(lang),
         user: None,
@@ -108,6 +123,7 @@ async fn login_form(RequestLang(lang): RequestLang) -> Result<Response, ApiError
         failed: false,
         locked: false,
         name: String::new(),
+        next: safe_next(&query.next).unwrap_or_default().to_owned(),
     })
 }
 
@@ -126,6 +142,8 @@ struct LoginForm {
     name: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// The Argon2id hash of a random password, checked when the account does not exist so
@@ -150,8 +168,15 @@ async fn login(
     let (for_account, from_address) = accounts::login_failures(&mut conn, &name, address, LOGIN_WINDOW).await?;
     if for_account >= LOCK_AFTER_FOR_ACCOUNT || from_address >= LOCK_AFTER_FROM_ADDRESS {
         tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account, failures.address = from_address, "sign-in locked after repeated failures");
-        let page =
-            LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: false, locked: true, name };
+        let page = LoginPage {
+            t: page_texts(lang),
+            user: None,
+            csrf: String::new(),
+            failed: false,
+            locked: true,
+            name,
+            next: form.next.clone(),
+        };
         let mut response = render(&page)?;
         *response.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
         let retry_after = LOGIN_WINDOW.whole_seconds().to_string();
@@ -187,8 +212,15 @@ async fn login(
             )
             .await?;
             tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
-            let page =
-                LoginPage { t: page_texts(lang), user: None, csrf: String::new(), failed: true, locked: false, name };
+            let page = LoginPage {
+                t: page_texts(lang),
+                user: None,
+                csrf: String::new(),
+                failed: true,
+                locked: false,
+                name,
+                next: form.next.clone(),
+            };
             conn.commit().await?;
             let mut response = render(&page)?;
             *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
@@ -220,7 +252,9 @@ async fn login(
     } else {
         format!("{}={session_id}; Path=/; HttpOnly; SameSite=Strict", auth::SESSION_COOKIE)
     };
-    let start = if account.has_role("operator") || account.has_role("auditor") {
+    let start = if let Some(next) = safe_next(&form.next) {
+        next
+    } else if account.has_role("operator") || account.has_role("auditor") {
         "/operator/requests"
     } else {
         "/admin/accounts"
@@ -397,6 +431,8 @@ struct RequestPage<'a> {
     approval_blocked: Option<String>,
     /// Whether an approval by the viewer still leaves the request waiting for another.
     approval_partial: bool,
+    /// Whether the environment's CA can show the certificate before issuing it.
+    preview_supported: bool,
 }
 
 /// What the CA answered when asked for a preview.
@@ -504,6 +540,8 @@ async fn render_request(
     }
     .map(str::to_owned);
     let approval_partial = approvals.len() + 1 < approvals_required;
+    let preview_supported =
+        state.environment(&row.environment).is_some_and(|environment| environment.signer.supports_preview());
     let decoded = issuance::approval_digest(state, &row).ok();
     let subject = decoded
         .as_ref()
@@ -553,6 +591,7 @@ async fn render_request(
         related,
         approval_blocked,
         approval_partial,
+        preview_supported,
     };
     render(&page)
 }
