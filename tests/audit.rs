@@ -129,6 +129,29 @@ async fn export_matches_the_api_and_pages_verify() {
     assert_eq!(rows.len(), 4);
     assert!(rows[1].starts_with(&format!("{},", events[0]["seq"])), "{}", rows[1]);
 
+    // Requests and certificates, by organisation, serial and key fingerprint.
+    let by_organisation = curl(&["-H", &auth, &server.url("/api/v1/audit/requests?organisation=zorg%201")]);
+    assert_eq!(by_organisation.status, 200, "{}", by_organisation.body);
+    let records = by_organisation.json()["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["organisation"], "Zorg 1");
+    assert_eq!(records[0]["status"], "issued");
+    let serial = records[0]["serial_hex"].as_str().unwrap().to_owned();
+    let spki = records[0]["spki_sha256"].as_str().unwrap().to_owned();
+    for filter in [format!("serial={}", serial.to_uppercase()), format!("spki={spki}")] {
+        let found = curl(&["-H", &auth, &server.url(&format!("/api/v1/audit/requests?{filter}"))]).json();
+        assert_eq!(found["records"].as_array().unwrap(), &records, "{filter}");
+    }
+    let all = curl(&["-H", &auth, &server.url("/api/v1/audit/requests?environment=staging")]).json();
+    let all = all["records"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 3);
+    let exported = curl(&["-H", &auth, &server.url("/api/v1/audit/requests/export?environment=staging&format=jsonl")]);
+    let lines: Vec<serde_json::Value> = exported.body.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines, all, "the export holds exactly the API's records");
+    let bad = curl(&["-H", &auth, &server.url("/api/v1/audit/requests?spki=xyz")]);
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["detail"].as_str().unwrap().contains("expected 64 hex digits"));
+
     // Only auditors read the log.
     let as_operator = curl(&["-H", &format!("Authorization: Bearer {operator}"), &server.url("/api/v1/events")]);
     assert_eq!(as_operator.status, 403);

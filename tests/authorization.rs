@@ -16,6 +16,8 @@ const OPERATOR_ONLY_API: Expected = Expected { anonymous: 401, operator: 200, au
 const OPERATOR_ONLY_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 403, admin: 403 };
 const READER_PAGE: Expected = Expected { anonymous: 303, operator: 200, auditor: 200, admin: 403 };
 const ADMIN_PAGE: Expected = Expected { anonymous: 303, operator: 403, auditor: 403, admin: 200 };
+const AUDITOR_ONLY_API: Expected = Expected { anonymous: 401, operator: 403, auditor: 200, admin: 403 };
+const AUDITOR_PAGE: Expected = Expected { anonymous: 303, operator: 403, auditor: 200, admin: 403 };
 const PUBLIC: Expected = Expected { anonymous: 200, operator: 200, auditor: 200, admin: 200 };
 
 fn csrf_of(html: &str) -> String {
@@ -83,6 +85,10 @@ async fn every_route_with_every_role() {
             Expected { operator: 409, ..OPERATOR_ONLY_API },
         ),
         ("POST", "/api/v1/invitations".to_owned(), "{}", Expected { operator: 400, ..OPERATOR_ONLY_API }),
+        ("GET", "/api/v1/events".to_owned(), "", AUDITOR_ONLY_API),
+        ("GET", "/api/v1/events/export?format=jsonl".to_owned(), "", AUDITOR_ONLY_API),
+        ("GET", "/api/v1/audit/requests".to_owned(), "", AUDITOR_ONLY_API),
+        ("GET", "/api/v1/audit/requests/export?format=csv".to_owned(), "", AUDITOR_ONLY_API),
         ("GET", format!("/api/v1/requests/{id}"), "", PUBLIC),
         ("GET", "/api/v1/environments/staging/ca.pem".to_owned(), "", PUBLIC),
     ];
@@ -151,6 +157,9 @@ async fn every_route_with_every_role() {
         ("POST", format!("/operator/requests/{id}/deny"), OPERATOR_ONLY_PAGE),
         ("POST", format!("/operator/requests/{id}/retry"), OPERATOR_ONLY_PAGE),
         ("POST", format!("/operator/requests/{id}/revoke"), OPERATOR_ONLY_PAGE),
+        ("GET", "/audit".to_owned(), AUDITOR_PAGE),
+        ("GET", "/audit/requests".to_owned(), AUDITOR_PAGE),
+        ("GET", "/audit/export?format=csv".to_owned(), AUDITOR_PAGE),
         ("GET", "/admin/accounts".to_owned(), ADMIN_PAGE),
         ("POST", "/admin/accounts".to_owned(), ADMIN_PAGE),
         ("POST", "/admin/accounts/nobody/roles".to_owned(), ADMIN_PAGE),

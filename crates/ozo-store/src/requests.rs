@@ -349,3 +349,76 @@ pub async fn of_organisation(
     .fetch_all(conn)
     .await
 }
+
+/// The filters of an auditor's search of requests and their certificates.
+#[derive(Clone, Debug, Default)]
+pub struct RecordFilter {
+    pub environment: Option<String>,
+    /// A part of the organisation's name, in any case.
+    pub organisation: Option<String>,
+    pub status: Option<String>,
+    /// The certificate's serial in lowercase hex.
+    pub serial_hex: Option<String>,
+    pub spki_sha256: Option<Vec<u8>>,
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// A request with its certificate, as auditors list it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Record {
+    pub id: Uuid,
+    pub environment: String,
+    pub organisation: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub spki_sha256: Option<String>,
+    pub serial_hex: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+}
+
+/// Finds requests with their certificates, newest first, after the keyset `before`
+/// (created_at, id) of the previous page when given.
+#[tracing::instrument(name = "db.search_records", skip(conn))]
+pub async fn search_records(
+    conn: &mut PgConnection,
+    filter: &RecordFilter,
+    before: Option<(OffsetDateTime, Uuid)>,
+    limit: Option<i64>,
+) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as!(
+        Record,
+        r#"SELECT r.id, r.environment, r.organisation, r.status, r.status_reason, r.created_at,
+                  encode(r.spki_sha256, 'hex') AS spki_sha256, c.serial_hex AS "serial_hex?",
+                  c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
+           FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
+           WHERE ($1::text IS NULL OR r.environment = $1)
+             AND ($2::text IS NULL OR strpos(lower(r.organisation), lower($2)) > 0)
+             AND ($3::text IS NULL OR r.status = $3)
+             AND ($4::text IS NULL OR c.serial_hex = $4)
+             AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
+             AND ($6::timestamptz IS NULL OR r.created_at >= $6)
+             AND ($7::timestamptz IS NULL OR r.created_at < $7)
+             AND ($8::timestamptz IS NULL OR (r.created_at, r.id) < ($8, $9::uuid))
+           ORDER BY r.created_at DESC, r.id DESC
+           LIMIT $10"#,
+        filter.environment,
+        filter.organisation,
+        filter.status,
+        filter.serial_hex,
+        filter.spki_sha256,
+        filter.from,
+        filter.until,
+        before.map(|(at, _)| at),
+        before.map(|(_, id)| id),
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}

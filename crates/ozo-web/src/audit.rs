@@ -28,6 +28,269 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/export", get(export_page))
         .route("/api/v1/events", get(search_api))
         .route("/api/v1/events/export", get(export_api))
+        .route("/audit/requests", get(records_page))
+        .route("/audit/requests/export", get(records_export_page))
+        .route("/api/v1/audit/requests", get(records_api))
+        .route("/api/v1/audit/requests/export", get(records_export_api))
+}
+
+/// The filters and paging of a search of requests and certificates.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RecordQuery {
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    organisation: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    spki: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    until: String,
+    /// The `next_before` of the previous page.
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    format: String,
+}
+
+impl RecordQuery {
+    fn filter(&self) -> Result<ozo_store::requests::RecordFilter, ApiError> {
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let spki_sha256 = match text(&self.spki) {
+            None => None,
+            Some(value) => Some(hex::decode(value.to_lowercase()).ok().filter(|bytes| bytes.len() == 32).ok_or_else(|| {
+                ApiError::BadRequest(Text::new(
+                    format!("spki {value:?} is not a key fingerprint; expected 64 hex digits, the SHA-256 of the public key"),
+                    format!("spki {value:?} is geen sleutelvingerafdruk; verwacht werden 64 hexadecimale tekens, de SHA-256 van de publieke sleutel"),
+                ))
+            })?),
+        };
+        Ok(ozo_store::requests::RecordFilter {
+            environment: text(&self.environment),
+            organisation: text(&self.organisation),
+            status: text(&self.status),
+            serial_hex: text(&self.serial).map(|serial| serial.to_lowercase().trim_start_matches('0').to_owned()),
+            spki_sha256,
+            from: parse_time("from", &self.from)?,
+            until: parse_time("until", &self.until)?,
+        })
+    }
+
+    fn before(&self) -> Result<Option<(time::OffsetDateTime, Uuid)>, ApiError> {
+        let value = self.before.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let parsed = value
+            .split_once('|')
+            .and_then(|(at, id)| Some((time::OffsetDateTime::parse(at, &Rfc3339).ok()?, Uuid::parse_str(id).ok()?)));
+        parsed.map(Some).ok_or_else(|| {
+            ApiError::BadRequest(Text::new(
+                format!("before {value:?} is not a page position; pass the next_before of the previous page"),
+                format!("before {value:?} is geen paginapositie; geef de next_before van de vorige pagina mee"),
+            ))
+        })
+    }
+
+    fn filter_query(&self) -> String {
+        let pairs = [
+            ("environment", &self.environment),
+            ("organisation", &self.organisation),
+            ("status", &self.status),
+            ("serial", &self.serial),
+            ("spki", &self.spki),
+            ("from", &self.from),
+            ("until", &self.until),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, value)| format!("{name}={}", encode(value.trim())))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// The position after the last record of a full page, for the next page.
+fn next_before(records: &[ozo_store::requests::Record]) -> Option<String> {
+    if records.len() as i64 != PAGE_SIZE {
+        return None;
+    }
+    let last = records.last()?;
+    Some(format!("{}|{}", last.created_at.format(&Rfc3339).ok()?, last.id))
+}
+
+/// `GET /api/v1/audit/requests`: requests with their certificates, newest first.
+async fn records_api(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    Query(query): Query<RecordQuery>,
+) -> Result<Response, ApiError> {
+    account.require("auditor")?;
+
+    let filter = query.filter()?;
+    let before = query.before()?;
+    let mut conn = state.pool().acquire().await?;
+    let records = ozo_store::requests::search_records(&mut conn, &filter, before, Some(PAGE_SIZE)).await?;
+
+    let next = next_before(&records);
+    Ok(Json(serde_json::json!({ "records": records, "next_before": next })).into_response())
+}
+
+async fn records_export_api(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    Query(query): Query<RecordQuery>,
+) -> Result<Response, ApiError> {
+    account.require("auditor")?;
+    export_records(state, query)
+}
+
+async fn records_export_page(
+    State(state): State<AppState>,
+    _session: AuditorSession,
+    Query(query): Query<RecordQuery>,
+) -> Result<Response, PageRejection> {
+    Ok(export_records(state, query)?)
+}
+
+/// Streams every matching record, a page of rows at a time, so memory stays flat.
+fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiError> {
+    let format = match query.format.as_str() {
+        "csv" => Format::Csv,
+        "jsonl" => Format::JsonLines,
+        other => {
+            return Err(ApiError::BadRequest(Text::new(
+                format!("format {other:?} is not an export format; expected csv or jsonl"),
+                format!("format {other:?} is geen exportformaat; verwacht werd csv of jsonl"),
+            )))
+        }
+    };
+    let filter = query.filter()?;
+
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_BUFFER);
+    tokio::spawn(async move {
+        if let Format::Csv = format {
+            let header = "id,environment,organisation,status,status_reason,created_at,spki_sha256,serial_hex,not_after,revoked_at,revocation_reason\n";
+            let _ = sender.send(Ok(Bytes::from_static(header.as_bytes()))).await;
+        }
+        let mut before = None;
+        loop {
+            let page = match state.pool().acquire().await {
+                Ok(mut conn) => ozo_store::requests::search_records(&mut conn, &filter, before, Some(1000)).await,
+                Err(error) => Err(error),
+            };
+            let records = match page {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(error = %error, "the record export failed while reading records");
+                    let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+                    return;
+                }
+            };
+            let Some(last) = records.last() else {
+                return;
+            };
+            before = Some((last.created_at, last.id));
+            let full = records.len() == 1000;
+            for record in &records {
+                let line = match format {
+                    Format::Csv => record_csv_line(record),
+                    Format::JsonLines => {
+                        let mut line = serde_json::to_string(record).unwrap_or_default();
+                        line.push('\n');
+                        line
+                    }
+                };
+                if sender.send(Ok(Bytes::from(line))).await.is_err() {
+                    return;
+                }
+            }
+            if !full {
+                return;
+            }
+        }
+    });
+
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    }));
+    let (content_type, file) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "requests.csv"),
+        Format::JsonLines => ("application/jsonl", "requests.jsonl"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn record_csv_line(record: &ozo_store::requests::Record) -> String {
+    let time = |at: Option<time::OffsetDateTime>| at.and_then(|at| at.format(&Rfc3339).ok()).unwrap_or_default();
+    let fields = [
+        record.id.to_string(),
+        record.environment.clone(),
+        record.organisation.clone(),
+        record.status.clone(),
+        record.status_reason.clone().unwrap_or_default(),
+        time(Some(record.created_at)),
+        record.spki_sha256.clone().unwrap_or_default(),
+        record.serial_hex.clone().unwrap_or_default(),
+        time(record.not_after),
+        time(record.revoked_at),
+        record.revocation_reason.clone().unwrap_or_default(),
+    ];
+    let mut line = fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}
+
+#[derive(Template)]
+#[template(path = "audit_requests.html")]
+struct RecordsPage<'a> {
+    t: &'a PageTexts,
+    user: Option<crate::auth::NavUser>,
+    csrf: String,
+    query: RecordQuery,
+    records: Vec<ozo_store::requests::Record>,
+    next_link: Option<String>,
+    filter_query: String,
+}
+
+async fn records_page(
+    State(state): State<AppState>,
+    RequestLang(lang): RequestLang,
+    session: AuditorSession,
+    Query(query): Query<RecordQuery>,
+) -> Result<Response, PageRejection> {
+    let filter = query.filter()?;
+    let before = query.before()?;
+
+    let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
+    let records = ozo_store::requests::search_records(&mut conn, &filter, before, Some(PAGE_SIZE)).await?;
+
+    let filter_query = query.filter_query();
+    let next_link =
+        next_before(&records).map(|next| format!("/audit/requests?{filter_query}&before={}", encode(&next)));
+    let page = RecordsPage {
+        t: page_texts(lang),
+        user: Some(crate::auth::NavUser::of(&session.0.account)),
+        csrf: session.0.csrf_token.clone(),
+        query,
+        records,
+        next_link,
+        filter_query,
+    };
+    Ok(axum::response::Html(page.render().map_err(ApiError::from)?).into_response())
 }
 
 /// The filters and paging of a search, from the query string.
