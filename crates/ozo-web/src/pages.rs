@@ -161,6 +161,16 @@ async fn login(
     let name = form.name.trim().to_owned();
     let address = client.ip();
 
+    // Repeated failures slow the next attempt. The wait happens before a connection is
+    // taken, so slowed attempts hold no database resources.
+    let mut peek = state.pool().acquire().await?;
+    let (earlier, _) = accounts::login_failures(&mut peek, &name, address, LOGIN_WINDOW).await?;
+    drop(peek);
+    if (SLOW_AFTER..LOCK_AFTER_FOR_ACCOUNT).contains(&earlier) {
+        let steps = (earlier - SLOW_AFTER + 1).min(8) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(250 * steps)).await;
+    }
+
     // Attempts for one name take turns, so parallel guesses cannot all pass the count
     // before any of them is recorded.
     let mut conn = state.pool().begin().await?;
@@ -184,11 +194,6 @@ async fn login(
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return Ok(response);
-    }
-    let failures = for_account.max(from_address);
-    if failures >= SLOW_AFTER {
-        let steps = (failures - SLOW_AFTER + 1).min(8) as u64;
-        tokio::time::sleep(std::time::Duration::from_millis(250 * steps)).await;
     }
 
     let account = accounts::find_by_name(&mut conn, &name).await?;
