@@ -116,7 +116,7 @@ impl RecordQuery {
     }
 }
 
-/// The position after the last record of a full page, for the next page.
+/// Returns the position after the last record of a full page, for the next page.
 fn next_before(records: &[ozo_store::requests::Record]) -> Option<String> {
     if records.len() as i64 != PAGE_SIZE {
         return None;
@@ -335,7 +335,7 @@ impl AuditQuery {
         })
     }
 
-    /// The query string of these filters, for links to the next page and to exports.
+    /// Returns the query string of these filters, for links to the next page and to exports.
     fn filter_query(&self) -> String {
         let pairs = [
             ("kind", &self.kind),
@@ -510,7 +510,7 @@ fn csv_line(event: &AuditEvent) -> String {
     line
 }
 
-/// Quotes a CSV field when it holds a comma, a quote or a line break (RFC 4180).
+/// Quotes a CSV field when it contains a comma, a quote or a line break (RFC 4180).
 fn csv_field(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))

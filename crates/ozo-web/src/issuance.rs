@@ -433,8 +433,8 @@ pub async fn retry(state: &AppState, id: Uuid, operator: &str) -> Result<Request
     load_request(state, id).await
 }
 
-/// Revokes the certificate of an issued request with an RFC 5280 reason and asks the CA
-/// at once. Until the CA confirms, a worker keeps asking it.
+/// Revokes the certificate of an issued request with an RFC 5280 reason and calls the
+/// CA at once. Until the CA confirms, a worker keeps calling it.
 pub async fn revoke(state: &AppState, id: Uuid, operator: &str, reason: &str) -> Result<RequestRow, ApiError> {
     record_revocation(state.pool(), id, operator, reason).await?;
 

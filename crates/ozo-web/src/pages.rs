@@ -329,7 +329,7 @@ struct QueueQuery {
     organisation: Option<String>,
 }
 
-/// The age of something as one rounded unit, such as "5 min", "3 h" or "2 d".
+/// Formats the time since `since` as one rounded unit, such as "5 min", "3 h" or "2 d".
 fn age(since: time::OffsetDateTime) -> String {
     let elapsed = time::OffsetDateTime::now_utc() - since;
     if elapsed < time::Duration::HOUR {
@@ -421,7 +421,7 @@ struct RequestPage<'a> {
     preview: Option<PreviewView>,
     /// The last error of the request's waiting job at the CA.
     job_error: Option<String>,
-    /// Who approved the request and when.
+    /// The approvals: account name and time.
     approvals: Vec<(String, String)>,
     approvals_required: usize,
     /// Whether the viewer may act on the request: operators may, auditors only read.
@@ -432,7 +432,7 @@ struct RequestPage<'a> {
     signature_algorithm: String,
     /// Other requests of the same organisation: id, environment, status, received, serial.
     related: Vec<(Uuid, String, String, String, String)>,
-    /// Why the viewer may not approve this request, when they may not.
+    /// The reason the viewer may not approve this request, if any.
     approval_blocked: Option<String>,
     /// Whether an approval by the viewer still leaves the request waiting for another.
     approval_partial: bool,
@@ -440,7 +440,7 @@ struct RequestPage<'a> {
     preview_supported: bool,
 }
 
-/// What the CA answered when asked for a preview.
+/// The CA's response to a preview request.
 enum PreviewView {
     Unsupported,
     Certificate {
