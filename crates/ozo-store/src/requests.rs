@@ -233,12 +233,12 @@ pub async fn list(
            FROM requests
            WHERE ($1::text IS NULL OR status = $1)
              AND ($2::text IS NULL OR environment = $2)
-             AND ($3::text IS NULL OR strpos(lower(organisation), lower($3)) > 0)
+             AND ($3::text IS NULL OR lower(organisation) LIKE $3)
            ORDER BY created_at, id
            LIMIT $4"#,
         status.map(RequestStatus::as_str),
         environment,
-        organisation,
+        organisation.map(contains_pattern),
         limit
     )
     .fetch_all(conn)
@@ -357,7 +357,7 @@ pub struct RecordFilter {
     /// A part of the organisation's name, in any case.
     pub organisation: Option<String>,
     pub status: Option<String>,
-    /// The certificate's serial in lowercase hex.
+    /// The certificate's serial in lowercase hex; leading zeros do not matter.
     pub serial_hex: Option<String>,
     pub spki_sha256: Option<Vec<u8>>,
     pub from: Option<OffsetDateTime>,
@@ -399,9 +399,9 @@ pub async fn search_records(
                   c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
            FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
            WHERE ($1::text IS NULL OR r.environment = $1)
-             AND ($2::text IS NULL OR strpos(lower(r.organisation), lower($2)) > 0)
+             AND ($2::text IS NULL OR lower(r.organisation) LIKE $2)
              AND ($3::text IS NULL OR r.status = $3)
-             AND ($4::text IS NULL OR c.serial_hex = $4)
+             AND ($4::text IS NULL OR ltrim(c.serial_hex, '0') = ltrim($4, '0'))
              AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
              AND ($6::timestamptz IS NULL OR r.created_at >= $6)
              AND ($7::timestamptz IS NULL OR r.created_at < $7)
@@ -409,7 +409,7 @@ pub async fn search_records(
            ORDER BY r.created_at DESC, r.id DESC
            LIMIT $10"#,
         filter.environment,
-        filter.organisation,
+        filter.organisation.as_deref().map(contains_pattern),
         filter.status,
         filter.serial_hex,
         filter.spki_sha256,
@@ -421,4 +421,50 @@ pub async fn search_records(
     )
     .fetch_all(conn)
     .await
+}
+
+/// Streams every request with its certificate that matches, newest first, for an export.
+pub fn stream_records<'c>(
+    conn: &'c mut PgConnection,
+    filter: &'c RecordFilter,
+) -> futures_util::stream::BoxStream<'c, Result<Record, sqlx::Error>> {
+    let organisation = filter.organisation.as_deref().map(contains_pattern);
+    sqlx::query_as!(
+        Record,
+        r#"SELECT r.id, r.environment, r.organisation, r.status, r.status_reason, r.created_at,
+                  encode(r.spki_sha256, 'hex') AS spki_sha256, c.serial_hex AS "serial_hex?",
+                  c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
+           FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
+           WHERE ($1::text IS NULL OR r.environment = $1)
+             AND ($2::text IS NULL OR lower(r.organisation) LIKE $2)
+             AND ($3::text IS NULL OR r.status = $3)
+             AND ($4::text IS NULL OR ltrim(c.serial_hex, '0') = ltrim($4, '0'))
+             AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
+             AND ($6::timestamptz IS NULL OR r.created_at >= $6)
+             AND ($7::timestamptz IS NULL OR r.created_at < $7)
+           ORDER BY r.created_at DESC, r.id DESC"#,
+        filter.environment,
+        organisation,
+        filter.status,
+        filter.serial_hex,
+        filter.spki_sha256,
+        filter.from,
+        filter.until,
+    )
+    .fetch(conn)
+}
+
+/// A LIKE pattern that matches text containing `part` in any case, with LIKE's own
+/// characters in `part` taken literally.
+fn contains_pattern(part: &str) -> String {
+    let mut pattern = String::with_capacity(part.len() + 2);
+    pattern.push('%');
+    for c in part.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }

@@ -19,8 +19,10 @@ use crate::{ApiError, AppState};
 
 /// Events per page of a search.
 const PAGE_SIZE: i64 = 100;
-/// Rows an export may be ahead of the client before it waits.
+/// Chunks an export may be ahead of the client before it waits.
 const EXPORT_BUFFER: usize = 64;
+/// The size of the chunks an export of requests sends.
+const EXPORT_CHUNK: usize = 64 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -74,7 +76,7 @@ impl RecordQuery {
             environment: text(&self.environment),
             organisation: text(&self.organisation),
             status: text(&self.status),
-            serial_hex: text(&self.serial).map(|serial| serial.to_lowercase().trim_start_matches('0').to_owned()),
+            serial_hex: text(&self.serial).map(|serial| serial.to_lowercase()),
             spki_sha256,
             from: parse_time("from", &self.from)?,
             until: parse_time("until", &self.until)?,
@@ -159,7 +161,8 @@ async fn records_export_page(
     Ok(export_records(state, query)?)
 }
 
-/// Streams every matching record, a page of rows at a time, so memory stays flat.
+/// Streams every matching record from a task through a bounded channel, so memory stays
+/// flat however many match.
 fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiError> {
     let format = match query.format.as_str() {
         "csv" => Format::Csv,
@@ -179,40 +182,44 @@ fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiEr
             let header = "id,environment,organisation,status,status_reason,created_at,spki_sha256,serial_hex,not_after,revoked_at,revocation_reason\n";
             let _ = sender.send(Ok(Bytes::from_static(header.as_bytes()))).await;
         }
-        let mut before = None;
+        use futures_util::TryStreamExt;
+
+        let mut conn = match state.pool().acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::error!(error = %error, "the record export failed to get a connection");
+                let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+                return;
+            }
+        };
+        let mut rows = ozo_store::requests::stream_records(&mut conn, &filter);
+        // Rows are sent in chunks of about 64 KiB rather than one by one.
+        let mut chunk = String::with_capacity(EXPORT_CHUNK + 1024);
         loop {
-            let page = match state.pool().acquire().await {
-                Ok(mut conn) => ozo_store::requests::search_records(&mut conn, &filter, before, Some(1000)).await,
-                Err(error) => Err(error),
-            };
-            let records = match page {
-                Ok(records) => records,
+            let record = match rows.try_next().await {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    let _ = sender.send(Ok(Bytes::from(chunk))).await;
+                    return;
+                }
                 Err(error) => {
                     tracing::error!(error = %error, "the record export failed while reading records");
                     let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
                     return;
                 }
             };
-            let Some(last) = records.last() else {
-                return;
-            };
-            before = Some((last.created_at, last.id));
-            let full = records.len() == 1000;
-            for record in &records {
-                let line = match format {
-                    Format::Csv => record_csv_line(record),
-                    Format::JsonLines => {
-                        let mut line = serde_json::to_string(record).unwrap_or_default();
-                        line.push('\n');
-                        line
-                    }
-                };
-                if sender.send(Ok(Bytes::from(line))).await.is_err() {
-                    return;
+            match format {
+                Format::Csv => chunk.push_str(&record_csv_line(&record)),
+                Format::JsonLines => {
+                    chunk.push_str(&serde_json::to_string(&record).unwrap_or_default());
+                    chunk.push('\n');
                 }
             }
-            if !full {
-                return;
+            if chunk.len() >= EXPORT_CHUNK {
+                let full = std::mem::replace(&mut chunk, String::with_capacity(EXPORT_CHUNK + 1024));
+                if sender.send(Ok(Bytes::from(full))).await.is_err() {
+                    return;
+                }
             }
         }
     });
