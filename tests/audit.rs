@@ -118,7 +118,7 @@ async fn export_matches_the_api_and_pages_verify() {
     assert_eq!(events.len(), 3);
     assert!(events.windows(2).all(|pair| pair[0]["seq"].as_i64() > pair[1]["seq"].as_i64()), "newest first");
 
-    // The JSON Lines export of the same filter holds exactly the API's rows.
+    // The JSON Lines export of the same filter contains exactly the API's rows.
     let exported = curl(&["-H", &auth, &server.url("/api/v1/events/export?kind=certificate.issued&format=jsonl")]);
     assert_eq!(exported.status, 200);
     let lines: Vec<serde_json::Value> = exported.body.lines().map(|line| serde_json::from_str(line).unwrap()).collect();

@@ -4,7 +4,7 @@
 
 use ozo_system_tests::*;
 
-/// The answer each kind of caller gets from a route.
+/// The status each kind of caller gets from a route.
 struct Expected {
     anonymous: u16,
     operator: u16,
@@ -341,7 +341,8 @@ async fn admin_manages_accounts_and_tokens() {
     let list = server.command(&["token", "list", "nora"], "");
     let listing = String::from_utf8_lossy(&list.stdout).to_string();
     let token_id = listing.split('\t').next().unwrap().to_owned();
-    assert!(listing.contains("\tnora\t") && listing.contains("active"), "{listing}");
+    assert!(listing.contains("\tnora\t"), "{listing}");
+    assert!(listing.contains("active"), "{listing}");
     let revoked = post(&format!("/admin/tokens/{token_id}/revoke"), &format!("csrf={csrf}"));
     assert!(revoked.body.contains("is revoked"), "{}", revoked.body);
     let after =

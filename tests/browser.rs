@@ -298,7 +298,7 @@ async fn four_eyes_in_chromium() {
     assert!(text_of(&anna, "#approvals").await.starts_with("1 / 2: anna"));
     assert_eq!(text_of(&anna, "span.status").await, "pending");
 
-    // Anna cannot approve twice: the page says so instead of offering the form.
+    // Anna cannot approve twice: the page explains this instead of offering the form.
     let blocked = text_of(&anna, "#approval-blocked").await;
     assert!(blocked.contains("You approved this request"), "{blocked}");
     assert!(anna.find(Locator::Css("form[action$='/approve']")).await.is_err());
@@ -326,7 +326,8 @@ async fn four_eyes_in_chromium() {
         .await
         .unwrap_or_else(|e| panic!("the request page shows the issued status: {e}"));
     let approvals = text_of(&bart, "#approvals").await;
-    assert!(approvals.starts_with("2 / 2: anna") && approvals.contains("bart"), "{approvals}");
+    assert!(approvals.starts_with("2 / 2: anna"), "{approvals}");
+    assert!(approvals.contains("bart"), "{approvals}");
     screenshot(&bart, "10-operator-request-issued-by-two").await;
 
     // Bart denies the second request with a reason, which the page then shows.

@@ -88,13 +88,13 @@ certificate_lifetime_days = 30
         TestServer::start_with_config(&db.url, Some(&self.config))
     }
 
-    /// The fake's certificates of the staging pool, by certificate id.
+    /// Returns the fake's certificates of the staging pool, by certificate id.
     fn staging_certificates(&self) -> HashMap<String, ozo_system_tests::fake_cas::FakeCertificate> {
         self.fake.certificates(STAGING_POOL).into_iter().map(|c| (c.certificate_id.clone(), c)).collect()
     }
 }
 
-/// The CAS certificate id ozo-signer derives for a request's first signing round.
+/// Derives the CAS certificate id that ozo-signer uses for a request's signing round.
 fn certificate_id(request_id: &str, round: u32) -> String {
     format!("ozo-{}-{round}", request_id.replace('-', ""))
 }
@@ -260,9 +260,10 @@ async fn wrong_key_certificate_never_recorded() {
         .unwrap();
     assert_eq!(rejected, 1);
     let log = server.log_lines().join("\n");
-    assert!(log.contains("ERROR") && log.contains("fails our checks"), "{log}");
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(log.contains("fails our checks"), "{log}");
 
-    // The operator's retry asks CAS for a new certificate instead of the rejected one.
+    // The operator's retry requests a new certificate from CAS instead of the rejected one.
     let auth = format!("Authorization: Bearer {token}");
     let retried = curl(&["-X", "POST", "-H", &auth, &server.url(&format!("/api/v1/requests/{id}/retry"))]);
     assert_eq!(retried.status, 200, "{}", retried.body);
@@ -364,7 +365,7 @@ async fn two_instances_issue_once() {
     db.drop_database().await;
 }
 
-/// A stand-in metadata server on 127.0.0.1 that counts connections and closes each at once.
+/// Starts a stand-in metadata server on 127.0.0.1 that counts connections and closes each at once.
 fn metadata_stand_in() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();

@@ -86,7 +86,8 @@ async fn tampered_csr_is_refused() {
 
     // A CSR whose stored signature was changed cannot be approved at all.
     let (_, csr) = make_csr(work.path(), "broken", STAGING_SUBJECT);
-    let upload_url = |environment: &str| server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}"));
+    let upload_url =
+        |environment: &str| server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}"));
     let upload = curl(&["-X", "POST", "--data-binary", &format!("@{}", csr.display()), &upload_url("staging")]);
     let broken_id = upload.json()["id"].as_str().unwrap().to_owned();
     sqlx::query("UPDATE requests SET csr_der = set_byte(csr_der, length(csr_der) - 1, get_byte(csr_der, length(csr_der) - 1) # 1) WHERE id = $1::uuid")
@@ -94,7 +95,13 @@ async fn tampered_csr_is_refused() {
         .execute(&pool)
         .await
         .unwrap();
-    let refused = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {first}"), &server.url(&format!("/api/v1/requests/{broken_id}/approve"))]);
+    let refused = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {first}"),
+        &server.url(&format!("/api/v1/requests/{broken_id}/approve")),
+    ]);
     assert_eq!(refused.status, 409, "{}", refused.body);
     let detail = refused.json()["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains("the stored CSR no longer passes validation: signature"), "{detail}");
@@ -108,8 +115,25 @@ async fn tampered_csr_is_refused() {
     assert_eq!(server.approve(&[&first], &id).json()["status"], "pending");
 
     let (swap_key, _) = make_csr(work.path(), "swap", PRODUCTION_SUBJECT);
-    openssl(work.path(), &["req", "-new", "-key", swap_key.to_str().unwrap(), "-subj", PRODUCTION_SUBJECT, "-outform", "DER", "-out", "swap.der"]);
-    openssl(work.path(), &["pkey", "-in", swap_key.to_str().unwrap(), "-pubout", "-outform", "DER", "-out", "swap-spki.der"]);
+    openssl(
+        work.path(),
+        &[
+            "req",
+            "-new",
+            "-key",
+            swap_key.to_str().unwrap(),
+            "-subj",
+            PRODUCTION_SUBJECT,
+            "-outform",
+            "DER",
+            "-out",
+            "swap.der",
+        ],
+    );
+    openssl(
+        work.path(),
+        &["pkey", "-in", swap_key.to_str().unwrap(), "-pubout", "-outform", "DER", "-out", "swap-spki.der"],
+    );
     let swapped_csr = std::fs::read(work.path().join("swap.der")).unwrap();
     let swapped_spki = sha2::Sha256::digest(std::fs::read(work.path().join("swap-spki.der")).unwrap()).to_vec();
     sqlx::query("UPDATE requests SET csr_der = $2, spki_sha256 = $3 WHERE id = $1::uuid")
@@ -155,10 +179,11 @@ async fn tampered_csr_is_refused() {
     db.drop_database().await;
 }
 
-/// The digest the service records for an approval of `csr` with the built-in lifetime.
+/// Computes the digest the service records for an approval of `csr` with the built-in lifetime.
 fn approval_digest(csr: &[u8], environment: usize, ca: &str) -> [u8; 32] {
     let environments = ozo_domain::Environment::builtin();
-    let ozo_domain::Verdict::Accepted(verified) = ozo_domain::validate(csr, &environments[environment], &environments) else {
+    let ozo_domain::Verdict::Accepted(verified) = ozo_domain::validate(csr, &environments[environment], &environments)
+    else {
         panic!("the CSR passes validation");
     };
     ozo_domain::ApprovalSubject {
@@ -249,7 +274,7 @@ async fn revocation_by_api_and_cli() {
     let stdout = String::from_utf8_lossy(&cli.stdout);
     assert!(stdout.contains("the running service now asks the CA"), "{stdout}");
 
-    // The command only records the decision; the service's worker tells the CA.
+    // The command only records the decision; the service's worker calls the CA.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut confirmed: Option<time::OffsetDateTime> = None;
     while confirmed.is_none() && Instant::now() < deadline {

@@ -165,7 +165,7 @@ impl TestServer {
         String::from_utf8(token.stdout).unwrap().trim().to_owned()
     }
 
-    /// An API token of an operator account `inviter`, made on first use. The operator who
+    /// Returns an API token of an operator account `inviter`, made on first use. The operator who
     /// created an invitation may not approve what comes in on it, so tests invite with
     /// this account and approve with their own.
     pub fn inviter(&self) -> String {

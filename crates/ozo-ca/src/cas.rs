@@ -66,7 +66,7 @@ pub struct CasSettings {
 }
 
 impl CasSettings {
-    /// The resource name of the pool, `projects/p/locations/l/caPools/pool`.
+    /// Returns the resource name of the pool, `projects/p/locations/l/caPools/pool`.
     pub fn pool_name(&self) -> String {
         format!("projects/{}/locations/{}/caPools/{}", self.project, self.location, self.ca_pool)
     }
@@ -112,7 +112,7 @@ impl CasClients {
         Ok(client)
     }
 
-    /// The number of clients built so far.
+    /// Returns the number of clients built so far.
     pub fn len(&self) -> usize {
         self.clients.len()
     }
@@ -140,13 +140,13 @@ impl GoogleCas {
         Ok(GoogleCas { client, pool: settings.pool_name(), settings, limiter })
     }
 
-    /// The CAS certificate id of a request's issuance round: valid for CAS
+    /// Derives the CAS certificate id of a request's issuance round: valid for CAS
     /// (`[a-zA-Z0-9_-]{1,63}`), and the same on every retry of the round.
     pub fn certificate_id(request_id: Uuid, round: i32) -> String {
         format!("ozo-{}-{round}", request_id.simple())
     }
 
-    /// The CAS `requestId` of a call, derived from what the call does.
+    /// Derives the CAS `requestId` of a call from what the call does.
     pub fn call_id(action: &str, target: &str) -> Uuid {
         Uuid::new_v5(&ID_NAMESPACE, format!("{action}:{target}").as_bytes())
     }
@@ -184,7 +184,7 @@ impl GoogleCas {
             Ok(certificate) => Ok(certificate),
             Err(error) if status_code(&error) == Some(Code::AlreadyExists) => {
                 let name = format!("{}/certificates/{certificate_id}", self.pool);
-                tracing::info!(request.id = %request.request_id, cas.certificate = name, "CAS already holds this certificate; reading it");
+                tracing::info!(request.id = %request.request_id, cas.certificate = name, "CAS already has this certificate; reading it");
                 self.client
                     .get_certificate()
                     .set_name(name)
@@ -355,7 +355,7 @@ fn classify(error: google_cloud_gax::error::Error) -> SignError {
         return SignError::Unavailable(format!("CAS did not respond in time: {error}"));
     }
     if error.is_authentication() && !error.is_transient_and_before_rpc() {
-        return SignError::Rejected(format!("the CAS credentials were refused or could not be made: {error}"));
+        return SignError::Rejected(format!("the CAS credentials were rejected or could not be created: {error}"));
     }
     if error.is_binding() || error.is_serialization() || error.is_deserialization() {
         return SignError::Rejected(format!("the CAS call could not be made or its response read: {error}"));

@@ -23,7 +23,7 @@ pub struct SigningRequest<'a> {
     pub csr: &'a VerifiedCsr,
     pub lifetime: time::Duration,
     /// The issuance round of the request, 1 at first. A round ends when the CA returned a
-    /// certificate that failed our checks; the next round asks the CA for a new one.
+    /// certificate that failed our checks; the next round requests a new one from the CA.
     pub round: i32,
 }
 
@@ -51,7 +51,7 @@ pub struct IssuedCertificate {
     pub not_after: OffsetDateTime,
     /// The SHA-256 of the certificate DER in lowercase hex.
     pub sha256_hex: String,
-    /// How a remote CA knows the certificate; `None` for the local CA.
+    /// The remote CA's record of the certificate; `None` for the local CA.
     pub ca_record: Option<CaRecord>,
 }
 
@@ -67,7 +67,7 @@ pub struct CaRecord {
     pub issuing_ca: String,
 }
 
-/// What a CA would issue for a request, as it describes the certificate without issuing it.
+/// A CA's description of the certificate it would issue for a request, made without issuing it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertificatePreview {
     pub subject: String,
@@ -96,7 +96,7 @@ pub trait Signer: Send + Sync {
     /// Issues a client-authentication certificate for a verified CSR.
     async fn sign(&self, request: SigningRequest<'_>) -> Result<IssuedCertificate, SignError>;
 
-    /// Whether [`Signer::preview`] can describe a certificate before it is issued.
+    /// Tells whether [`Signer::preview`] can describe a certificate before it is issued.
     fn supports_preview(&self) -> bool {
         false
     }
@@ -119,7 +119,7 @@ pub trait Signer: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// The serial number in lowercase hex without the sign byte or other leading zeros.
+/// Formats a serial number in lowercase hex without the sign byte or other zero bytes in front.
 pub(crate) fn serial_hex(bytes: &[u8]) -> String {
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
     hex::encode(&bytes[first..])

@@ -116,7 +116,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
 const CHAIN_HEAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Logs the head of the event chain at start and then every ten minutes, so that the log
-/// holds copies of it to compare with `ozo-signer audit verify` later.
+/// contains copies of it to compare with `ozo-signer audit verify` later.
 async fn log_chain_head(pool: PgPool) {
     loop {
         let head = match pool.acquire().await {
@@ -145,8 +145,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Records a revocation from the command line. The CA is told by the running service's
-/// worker, which has the configured CAs and retries until the CA confirms, so this
+/// Records a revocation from the command line. The running service's worker calls the
+/// CA, which has the configured CAs and retries until the CA confirms, so this
 /// command needs no CA of its own and cannot revoke at the wrong one.
 pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operator: &str) -> anyhow::Result<()> {
     let pool = connect(&config).await?;

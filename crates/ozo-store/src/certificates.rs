@@ -19,7 +19,7 @@ pub struct NewCertificate<'a> {
     pub remote: Option<RemoteRecord<'a>>,
 }
 
-/// How a remote CA names a certificate.
+/// A remote CA's names for a certificate.
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteRecord<'a> {
     pub name: &'a str,

@@ -115,7 +115,7 @@ pub async fn verify_chain(conn: &mut PgConnection) -> Result<ChainReport, sqlx::
     Ok(ChainReport { checked: check.checked(), head: check.head(), broken: None })
 }
 
-/// The head of the chain: the place and hash of the last event.
+/// Returns the head of the chain: the place and hash of the last event.
 #[tracing::instrument(name = "db.event_chain_head", skip(conn))]
 pub async fn head(conn: &mut PgConnection) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
     let row = sqlx::query!("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await?;

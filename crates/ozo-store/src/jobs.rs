@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// What a job asks of the CA.
+/// The work a job requests from the CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobAction {
     /// Issue the certificate of an approved request.
@@ -43,7 +43,7 @@ pub async fn enqueue(conn: &mut PgConnection, request_id: Uuid, action: JobActio
     Ok(())
 }
 
-/// The last error of a request's waiting job, or `None` when it has no job or no error.
+/// Returns the last error of a request's waiting job, or `None` when it has no job or no error.
 #[tracing::instrument(name = "db.signing_job_error", skip(conn))]
 pub async fn last_error(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     let error = sqlx::query_scalar!("SELECT last_error FROM signing_jobs WHERE request_id = $1", request_id)

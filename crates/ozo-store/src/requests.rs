@@ -294,14 +294,14 @@ pub async fn transition(
     }
 }
 
-/// The signing round of a request: 1 until a CA's certificate for it failed our checks.
+/// Returns the signing round of a request: 1 until a CA's certificate for it failed our checks.
 #[tracing::instrument(name = "db.signing_round", skip(conn))]
 pub async fn signing_round(conn: &mut PgConnection, id: Uuid) -> Result<i32, sqlx::Error> {
     let round = sqlx::query_scalar!("SELECT signing_round FROM requests WHERE id = $1", id).fetch_one(conn).await?;
     Ok(round)
 }
 
-/// Starts a new signing round, so that the next attempt asks the CA for a new certificate.
+/// Starts a new signing round, so that the next attempt requests a new certificate from the CA.
 #[tracing::instrument(name = "db.next_signing_round", skip(conn))]
 pub async fn next_signing_round(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("UPDATE requests SET signing_round = signing_round + 1 WHERE id = $1", id).execute(conn).await?;
@@ -327,7 +327,7 @@ pub struct RequestSummary {
     pub serial_hex: Option<String>,
 }
 
-/// The other requests of an organisation, newest first, with their certificates' serials.
+/// Lists the other requests of an organisation, newest first, with their certificates' serials.
 #[tracing::instrument(name = "db.requests_of_organisation", skip(conn))]
 pub async fn of_organisation(
     conn: &mut PgConnection,
@@ -454,7 +454,7 @@ pub fn stream_records<'c>(
     .fetch(conn)
 }
 
-/// A LIKE pattern that matches text containing `part` in any case, with LIKE's own
+/// Builds a LIKE pattern that matches text containing `part` in any case, with LIKE's own
 /// characters in `part` taken literally.
 fn contains_pattern(part: &str) -> String {
     let mut pattern = String::with_capacity(part.len() + 2);

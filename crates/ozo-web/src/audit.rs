@@ -164,16 +164,7 @@ async fn records_export_page(
 /// Streams every matching record from a task through a bounded channel, so memory stays
 /// flat however many match.
 fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiError> {
-    let format = match query.format.as_str() {
-        "csv" => Format::Csv,
-        "jsonl" => Format::JsonLines,
-        other => {
-            return Err(ApiError::BadRequest(Text::new(
-                format!("format {other:?} is not an export format; expected csv or jsonl"),
-                format!("format {other:?} is geen exportformaat; verwacht werd csv of jsonl"),
-            )))
-        }
-    };
+    let format = Format::parse(&query.format)?;
     let filter = query.filter()?;
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_BUFFER);
@@ -224,21 +215,7 @@ fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiEr
         }
     });
 
-    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    }));
-    let (content_type, file) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "requests.csv"),
-        Format::JsonLines => ("application/jsonl", "requests.jsonl"),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(download(receiver, format, "requests"))
 }
 
 fn record_csv_line(record: &ozo_store::requests::Record) -> String {
@@ -429,19 +406,41 @@ enum Format {
     JsonLines,
 }
 
+impl Format {
+    fn parse(name: &str) -> Result<Format, ApiError> {
+        match name {
+            "csv" => Ok(Format::Csv),
+            "jsonl" => Ok(Format::JsonLines),
+            other => Err(ApiError::BadRequest(Text::new(
+                format!("format {other:?} is not an export format; expected csv or jsonl"),
+                format!("format {other:?} is geen exportformaat; verwacht werd csv of jsonl"),
+            ))),
+        }
+    }
+}
+
+/// Turns the chunks an export task sends into a download named `stem.csv` or `stem.jsonl`.
+fn download(
+    receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    format: Format,
+    stem: &str,
+) -> Response {
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    }));
+    let (content_type, extension) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::JsonLines => ("application/jsonl", "jsonl"),
+    };
+    let disposition = format!("attachment; filename=\"{stem}.{extension}\"");
+    ([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response()
+}
+
 /// Streams the export from a task that reads the rows, so memory holds only the rows in
 /// the channel whatever the size of the log.
 fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
-    let format = match query.format.as_str() {
-        "csv" => Format::Csv,
-        "jsonl" => Format::JsonLines,
-        other => {
-            return Err(ApiError::BadRequest(Text::new(
-                format!("format {other:?} is not an export format; expected csv or jsonl"),
-                format!("format {other:?} is geen exportformaat; verwacht werd csv of jsonl"),
-            )))
-        }
-    };
+    let format = Format::parse(&query.format)?;
     let filter = query.filter()?;
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_BUFFER);
@@ -479,21 +478,7 @@ fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
         }
     });
 
-    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    }));
-    let (content_type, file) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "events.csv"),
-        Format::JsonLines => ("application/jsonl", "events.jsonl"),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(download(receiver, format, "events"))
 }
 
 fn json_line(event: &AuditEvent) -> String {

@@ -46,7 +46,7 @@ pub enum ApiError {
     /// 422: the CSR failed validation. The rejected request was recorded under `request_id`.
     #[error("CSR rejected")]
     Rejected { request_id: Uuid, findings: Vec<Finding> },
-    /// 502: the CA refused the call; the text carries its answer for the operator.
+    /// 502: the CA refused the call; the text contains its response for the operator.
     #[error("the CA refused the call")]
     CaRefused(Text),
     /// 503: the CA could not be reached, so nothing was changed; the call may be repeated.

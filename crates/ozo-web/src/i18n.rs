@@ -26,7 +26,7 @@ pub fn wants_html() -> bool {
     CONTEXT.try_with(|context| context.wants_html).unwrap_or(false)
 }
 
-/// The page a form posted to `path` belongs to: `/operator/requests/ID` for the actions
+/// Finds the page that a form posted to `path` belongs to: `/operator/requests/ID` for the actions
 /// on a request, the parent collection for the admin forms, and the path itself otherwise.
 fn form_page(path: &str) -> String {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
