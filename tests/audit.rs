@@ -12,6 +12,24 @@ fn verify(server: &TestServer) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Adds an auditor account, signs it in to the pages and returns the cookie jar's path.
+fn sign_in_auditor(server: &TestServer, dir: &std::path::Path) -> String {
+    let added = server.command(&["user", "add", "astrid-pages", "--role", "auditor"], "a long enough password\n");
+    assert!(added.status.success());
+    let jar = dir.join("cookies.txt").display().to_string();
+    let login = curl(&[
+        "-c",
+        &jar,
+        "--data-urlencode",
+        "name=astrid-pages",
+        "--data-urlencode",
+        "password=a long enough password",
+        &server.url("/login"),
+    ]);
+    assert_eq!(login.status, 303);
+    jar
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_names_each_tampered_event() {
     let db = TestDb::create().await;
@@ -160,22 +178,134 @@ async fn export_matches_the_api_and_pages_verify() {
     assert!(bad_format.json()["detail"].as_str().unwrap().contains("expected csv or jsonl"));
 
     // The auditor's page checks the chain.
-    let added = server.command(&["user", "add", "astrid-pages", "--role", "auditor"], "a long enough password\n");
-    assert!(added.status.success());
-    let jar = work.path().join("cookies.txt").display().to_string();
-    let login = curl(&[
-        "-c",
-        &jar,
-        "--data-urlencode",
-        "name=astrid-pages",
-        "--data-urlencode",
-        "password=a long enough password",
-        &server.url("/login"),
-    ]);
-    assert_eq!(login.status, 303);
+    let jar = sign_in_auditor(&server, work.path());
     let page = curl(&["-b", &jar, &server.url("/audit?verify=1")]);
     assert_eq!(page.status, 200);
     assert!(page.body.contains("The event chain is intact; events checked"), "{}", page.body);
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_request_has_its_whole_history_on_one_page() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let operator = server.operator_token("olle", "operator");
+    let auditor = server.operator_token("astrid", "auditor");
+    let operator_auth = format!("Authorization: Bearer {operator}");
+    let auth = format!("Authorization: Bearer {auditor}");
+    let work = tempfile::tempdir().unwrap();
+    let upload = |name: &str, subject: &str, code: &str| {
+        let (_, csr) = make_csr(work.path(), name, subject);
+        curl(&[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", csr.display()),
+            &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
+        ])
+    };
+    let post = |path: String, body: serde_json::Value| {
+        let body = body.to_string();
+        curl(&["-X", "POST", "-H", &operator_auth, "-H", "Content-Type: application/json", "--data", &body, &server.url(&path)])
+    };
+    let history = |id: &str| {
+        let response = curl(&["-H", &auth, &server.url(&format!("/api/v1/audit/requests/{id}"))]);
+        assert_eq!(response.status, 200, "{}", response.body);
+        response.json()
+    };
+    let kinds = |history: &serde_json::Value| -> Vec<String> {
+        history["events"].as_array().unwrap().iter().map(|event| event["kind"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // A rejected CSR, then an issued and revoked certificate, on one invitation.
+    let code = server.invitation(&server.inviter(), "Zorggroep De Linde", &["staging"]);
+    let rejected = upload("wrong-subject", PRODUCTION_SUBJECT, &code);
+    assert_eq!(rejected.status, 422, "{}", rejected.body);
+    let rejected_id = rejected.json()["request_id"].as_str().unwrap().to_owned();
+    let issued = upload("client", STAGING_SUBJECT, &code);
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let issued_id = issued.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.approve(&[&operator], &issued_id).json()["status"], "issued");
+    let revoked = post(format!("/api/v1/requests/{issued_id}/revoke"), serde_json::json!({ "reason": "keyCompromise" }));
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    // A denied request of another organisation.
+    let other_code = server.invitation(&server.inviter(), "Thuiszorg Oost", &["staging"]);
+    let denied = upload("other", STAGING_SUBJECT, &other_code);
+    let denied_id = denied.json()["id"].as_str().unwrap().to_owned();
+    let reason = "Thuiszorg Oost has no contract with OZO.";
+    assert_eq!(post(format!("/api/v1/requests/{denied_id}/deny"), serde_json::json!({ "reason": reason })).status, 200);
+
+    // The issued and revoked certificate: who asked, who approved what, the certificate,
+    // and every event in chain order with the same hash as in the event log.
+    let record = history(&issued_id);
+    assert_eq!(record["request"]["organisation"], "Zorggroep De Linde");
+    assert_eq!(record["request"]["status"], "revoked");
+    let approvals = record["approvals"].as_array().unwrap();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0]["account"], "olle");
+    assert_eq!(approvals[0]["digest"].as_str().unwrap().len(), 64);
+    let serial = record["certificate"]["serial_hex"].as_str().unwrap().to_owned();
+    assert_eq!(record["certificate"]["revocation_reason"], "keyCompromise");
+    assert_eq!(
+        kinds(&record),
+        [
+            "request.received",
+            "request.approval_recorded",
+            "request.approved",
+            "certificate.issued",
+            "certificate.revoked",
+            "certificate.revocation_confirmed",
+        ],
+    );
+    let seqs: Vec<i64> = record["events"].as_array().unwrap().iter().map(|event| event["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "chain order: {seqs:?}");
+    let logged = curl(&["-H", &auth, &server.url(&format!("/api/v1/events?request={issued_id}"))]).json();
+    let mut logged = logged["events"].as_array().unwrap().clone();
+    logged.reverse();
+    assert_eq!(record["events"].as_array().unwrap(), &logged);
+
+    // The rejected and the denied request keep their findings and reason.
+    let record = history(&rejected_id);
+    assert_eq!(record["request"]["status"], "rejected");
+    assert_eq!(record["findings"][0]["code"], "wrong-environment", "{record}");
+    assert_eq!(record["events"][0]["detail"]["findings"], serde_json::json!(["wrong-environment"]));
+    assert!(record["certificate"].is_null());
+    assert_eq!(kinds(&record), ["request.rejected"]);
+    let record = history(&denied_id);
+    assert_eq!(record["request"]["status_reason"], reason);
+    assert_eq!(kinds(&record), ["request.received", "request.denied"]);
+    assert_eq!(record["events"][1]["detail"]["reason"], reason, "{record}");
+
+    // The organisation filter takes a whole name; the names are listed for it.
+    let names = curl(&["-H", &auth, &server.url("/api/v1/audit/organisations?contains=ZORG")]).json();
+    assert_eq!(names["organisations"], serde_json::json!(["Thuiszorg Oost", "Zorggroep De Linde"]));
+    let whole = curl(&["-H", &auth, &server.url("/api/v1/audit/requests?organisation=zorggroep%20de%20linde")]).json();
+    assert_eq!(whole["records"].as_array().unwrap().len(), 2, "{whole}");
+    let part = curl(&["-H", &auth, &server.url("/api/v1/audit/requests?organisation=linde")]).json();
+    assert_eq!(part["records"].as_array().unwrap().len(), 0, "{part}");
+
+    // Only auditors read it.
+    let as_operator = curl(&["-H", &operator_auth, &server.url(&format!("/api/v1/audit/requests/{issued_id}"))]);
+    assert_eq!(as_operator.status, 403);
+    let unknown = curl(&["-H", &auth, &server.url(&format!("/api/v1/audit/requests/{}", uuid::Uuid::new_v4()))]);
+    assert_eq!(unknown.status, 404);
+
+    // The page, reached by the certificate's serial.
+    let jar = sign_in_auditor(&server, work.path());
+    let by_serial = curl(&["-b", &jar, "-L", &server.url(&format!("/audit/certificates/{}", serial.to_uppercase()))]);
+    assert_eq!(by_serial.status, 200, "{}", by_serial.body);
+    assert!(by_serial.body.contains(&format!("<code>{serial}</code>")), "{}", by_serial.body);
+    for event in &logged {
+        assert!(by_serial.body.contains(event["hash"].as_str().unwrap()), "the page shows each event's hash");
+    }
+    assert!(by_serial.body.contains("keyCompromise"));
+    let missing = curl(&["-b", &jar, &server.url("/audit/certificates/abcdef")]);
+    assert_eq!(missing.status, 404);
+    let search = curl(&["-b", &jar, &server.url("/audit/requests")]);
+    assert!(search.body.contains(r#"<option value="Zorggroep De Linde">"#), "{}", search.body);
+    assert!(search.body.contains(&format!(r#"href="/audit/requests/{issued_id}""#)));
 
     drop(server);
     db.drop_database().await;

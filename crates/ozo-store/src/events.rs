@@ -179,6 +179,18 @@ pub async fn search(
     .await
 }
 
+/// Lists every event of one request in chain order, with its place and hash.
+#[tracing::instrument(name = "db.request_history", skip(conn))]
+pub async fn history(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    sqlx::query_as!(
+        AuditEvent,
+        "SELECT seq, at, actor, request_id, kind, detail, hash FROM events WHERE request_id = $1 ORDER BY seq",
+        request_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// Streams every event that matches, newest first, for an export.
 pub fn stream<'c>(
     conn: &'c mut PgConnection,

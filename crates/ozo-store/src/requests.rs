@@ -354,7 +354,7 @@ pub async fn of_organisation(
 #[derive(Clone, Debug, Default)]
 pub struct RecordFilter {
     pub environment: Option<String>,
-    /// A part of the organisation's name, in any case.
+    /// The organisation's whole name, in any case.
     pub organisation: Option<String>,
     pub status: Option<String>,
     /// The certificate's serial in lowercase hex; leading zeros do not matter.
@@ -399,7 +399,7 @@ pub async fn search_records(
                   c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
            FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
            WHERE ($1::text IS NULL OR r.environment = $1)
-             AND ($2::text IS NULL OR lower(r.organisation) LIKE $2)
+             AND ($2::text IS NULL OR lower(r.organisation) = lower($2))
              AND ($3::text IS NULL OR r.status = $3)
              AND ($4::text IS NULL OR ltrim(c.serial_hex, '0') = ltrim($4, '0'))
              AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
@@ -409,7 +409,7 @@ pub async fn search_records(
            ORDER BY r.created_at DESC, r.id DESC
            LIMIT $10"#,
         filter.environment,
-        filter.organisation.as_deref().map(contains_pattern),
+        filter.organisation,
         filter.status,
         filter.serial_hex,
         filter.spki_sha256,
@@ -428,7 +428,6 @@ pub fn stream_records<'c>(
     conn: &'c mut PgConnection,
     filter: &'c RecordFilter,
 ) -> futures_util::stream::BoxStream<'c, Result<Record, sqlx::Error>> {
-    let organisation = filter.organisation.as_deref().map(contains_pattern);
     sqlx::query_as!(
         Record,
         r#"SELECT r.id, r.environment, r.organisation, r.status, r.status_reason, r.created_at,
@@ -436,7 +435,7 @@ pub fn stream_records<'c>(
                   c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
            FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
            WHERE ($1::text IS NULL OR r.environment = $1)
-             AND ($2::text IS NULL OR lower(r.organisation) LIKE $2)
+             AND ($2::text IS NULL OR lower(r.organisation) = lower($2))
              AND ($3::text IS NULL OR r.status = $3)
              AND ($4::text IS NULL OR ltrim(c.serial_hex, '0') = ltrim($4, '0'))
              AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
@@ -444,7 +443,7 @@ pub fn stream_records<'c>(
              AND ($7::timestamptz IS NULL OR r.created_at < $7)
            ORDER BY r.created_at DESC, r.id DESC"#,
         filter.environment,
-        organisation,
+        filter.organisation,
         filter.status,
         filter.serial_hex,
         filter.spki_sha256,
@@ -452,6 +451,19 @@ pub fn stream_records<'c>(
         filter.until,
     )
     .fetch(conn)
+}
+
+/// Lists the names of organisations that requests name and that contain `part` in any
+/// case, alphabetically, at most `limit` of them.
+#[tracing::instrument(name = "db.organisations", skip(conn))]
+pub async fn organisations(conn: &mut PgConnection, part: Option<&str>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT name FROM organisations WHERE ($1::text IS NULL OR lower(name) LIKE $1) ORDER BY name LIMIT $2",
+        part.map(contains_pattern),
+        limit,
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Builds a LIKE pattern that matches text containing `part` in any case, with LIKE's own

@@ -248,6 +248,8 @@ struct RecordsPage<'a> {
     records: Vec<ozo_store::requests::Record>,
     next_link: Option<String>,
     filter_query: String,
+    /// Names suggested for the organisation filter.
+    organisations: Vec<String>,
 }
 
 async fn records_page(
@@ -261,6 +263,7 @@ async fn records_page(
 
     let mut conn = state.pool().acquire().await.map_err(ApiError::from)?;
     let records = ozo_store::requests::search_records(&mut conn, &filter, before, Some(PAGE_SIZE)).await?;
+    let organisations = crate::history::suggested_organisations(&state).await?;
 
     let filter_query = query.filter_query();
     let next_link =
@@ -273,6 +276,7 @@ async fn records_page(
         records,
         next_link,
         filter_query,
+        organisations,
     };
     Ok(axum::response::Html(page.render().map_err(ApiError::from)?).into_response())
 }

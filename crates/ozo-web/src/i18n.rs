@@ -250,6 +250,11 @@ pub struct PageTexts {
     pub create_account: &'static str,
     pub revoked: &'static str,
     pub related: &'static str,
+    pub approved_digest: &'static str,
+    pub certificate_sha256: &'static str,
+    pub event_hash: &'static str,
+    pub revoked_on: &'static str,
+    pub organisation_hint: &'static str,
 }
 
 pub const EN: PageTexts = PageTexts {
@@ -360,6 +365,11 @@ pub const EN: PageTexts = PageTexts {
     create_account: "Create account",
     revoked: "revoked",
     related: "Other requests of this organisation",
+    approved_digest: "Digest of what was approved",
+    certificate_sha256: "Certificate SHA-256",
+    event_hash: "Hash in the chain",
+    revoked_on: "Revoked",
+    organisation_hint: "The whole name, in any case; the field suggests names as you type.",
 };
 
 pub const NL: PageTexts = PageTexts {
@@ -468,6 +478,11 @@ pub const NL: PageTexts = PageTexts {
     create_account: "Account aanmaken",
     revoked: "ingetrokken",
     related: "Andere aanvragen van deze organisatie",
+    approved_digest: "Digest van wat is goedgekeurd",
+    certificate_sha256: "SHA-256 van het certificaat",
+    event_hash: "Hash in de keten",
+    revoked_on: "Ingetrokken",
+    organisation_hint: "De volledige naam, hoofdletters maken niet uit; het veld stelt namen voor tijdens het typen.",
 };
 
 impl PageTexts {

@@ -23,6 +23,7 @@ pub mod auth;
 mod client_pages;
 mod error;
 mod extract;
+mod history;
 pub mod i18n;
 pub mod invitations;
 mod issuance;
@@ -204,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(history::routes())
         .merge(client_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/style.css", get(pages::stylesheet))
