@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+pub mod cas;
 pub mod fake_cas;
 
 /// The `ozo-signer` binary that `cargo test --workspace` built beside this test.
@@ -36,7 +37,17 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Creates a database and applies the migrations with `ozo-signer migrate`, as an
+    /// operator does before the first start.
     pub async fn create() -> TestDb {
+        let db = TestDb::create_empty().await;
+        let migrated = Command::new(binary()).arg("migrate").env("DATABASE_URL", &db.url).output().unwrap();
+        assert!(migrated.status.success(), "ozo-signer migrate failed: {}", String::from_utf8_lossy(&migrated.stderr));
+        db
+    }
+
+    /// Creates a database without any schema.
+    pub async fn create_empty() -> TestDb {
         let admin_url = match std::env::var("DATABASE_URL") {
             Ok(url) => url,
             Err(_) => {
@@ -67,6 +78,15 @@ impl TestDb {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&admin).await.unwrap();
         admin.close().await;
     }
+}
+
+/// The address in the service's "serving" log line, a JSON object.
+pub fn serving_address(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value["message"] != "serving" {
+        return None;
+    }
+    value["listen"].as_str().map(str::to_owned)
 }
 
 /// A running `ozo-signer serve` on a free port of 127.0.0.1, killed when dropped.
@@ -128,8 +148,8 @@ impl TestServer {
             let line = log
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("ozo-signer did not report its address; log so far:\n{}", seen.join("\n")));
-            if let Some(rest) = line.split("listen=").nth(1).filter(|_| line.contains("serving")) {
-                break rest.split_whitespace().next().unwrap().to_owned();
+            if let Some(address) = serving_address(&line) {
+                break address;
             }
             seen.push(line);
         };
@@ -141,6 +161,21 @@ impl TestServer {
             database_url: database_url.to_owned(),
             log,
             inviter: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sends SIGTERM, as the platform does to stop an instance, and waits at most
+    /// `limit` for the process to exit. Returns its exit status.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "ozo-signer did not stop within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

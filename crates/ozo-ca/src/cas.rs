@@ -168,6 +168,7 @@ impl GoogleCas {
         let body = self.certificate_body(request)?;
 
         self.limiter.until_ready().await;
+        let started = std::time::Instant::now();
         let created = self
             .client
             .create_certificate()
@@ -179,22 +180,40 @@ impl GoogleCas {
             .with_attempt_timeout(self.settings.timeout)
             .send()
             .await;
+        self.observe("create", started, &created);
 
         match created {
             Ok(certificate) => Ok(certificate),
             Err(error) if status_code(&error) == Some(Code::AlreadyExists) => {
                 let name = format!("{}/certificates/{certificate_id}", self.pool);
                 tracing::info!(request.id = %request.request_id, cas.certificate = name, "CAS already has this certificate; reading it");
-                self.client
-                    .get_certificate()
-                    .set_name(name)
-                    .with_attempt_timeout(self.settings.timeout)
-                    .send()
-                    .await
-                    .map_err(classify)
+                let started = std::time::Instant::now();
+                let existing =
+                    self.client.get_certificate().set_name(name).with_attempt_timeout(self.settings.timeout).send().await;
+                self.observe("get", started, &existing);
+                existing.map_err(classify)
             }
             Err(error) => Err(classify(error)),
         }
+    }
+
+    /// Records a call's duration and its outcome: OK, the gRPC status code's name such as
+    /// UNAVAILABLE, TIMEOUT, HTTP_<code> or CONNECTION.
+    fn observe<T>(&self, operation: &'static str, started: std::time::Instant, result: &Result<T, google_cloud_gax::error::Error>) {
+        let outcome = match result {
+            Ok(_) => "OK".to_owned(),
+            Err(error) => match (error.status(), error.http_status_code()) {
+                (Some(status), _) => status.code.name().to_owned(),
+                (None, _) if error.is_timeout() => "TIMEOUT".to_owned(),
+                (None, Some(code)) => format!("HTTP_{code}"),
+                (None, None) => "CONNECTION".to_owned(),
+            },
+        };
+        let pool = self.settings.ca_pool.clone();
+        metrics::histogram!("ozo_ca_call_duration_seconds", "ca_pool" => pool.clone(), "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ozo_ca_calls_total", "ca_pool" => pool, "operation" => operation, "outcome" => outcome)
+            .increment(1);
     }
 
     fn issued(&self, certificate: model::Certificate) -> Result<IssuedCertificate, SignError> {
@@ -249,6 +268,7 @@ impl Signer for GoogleCas {
         let certificate_id = format!("ozo-preview-{}", Uuid::new_v4().simple());
 
         self.limiter.until_ready().await;
+        let started = std::time::Instant::now();
         let preview = self
             .client
             .create_certificate()
@@ -259,8 +279,9 @@ impl Signer for GoogleCas {
             .set_certificate(body)
             .with_attempt_timeout(self.settings.timeout)
             .send()
-            .await
-            .map_err(classify)?;
+            .await;
+        self.observe("preview", started, &preview);
+        let preview = preview.map_err(classify)?;
         Ok(Some(describe_preview(&preview)))
     }
 
@@ -273,6 +294,7 @@ impl Signer for GoogleCas {
         };
         let call_id = Self::call_id("revoke", name);
 
+        let started = std::time::Instant::now();
         let revoked = self
             .client
             .revoke_certificate()
@@ -282,19 +304,17 @@ impl Signer for GoogleCas {
             .with_attempt_timeout(self.settings.timeout)
             .send()
             .await;
+        self.observe("revoke", started, &revoked);
 
         match revoked {
             Ok(_) => Ok(()),
             // A certificate revoked by an earlier call whose response was lost.
             Err(error) if status_code(&error) == Some(Code::FailedPrecondition) => {
-                let current = self
-                    .client
-                    .get_certificate()
-                    .set_name(name)
-                    .with_attempt_timeout(self.settings.timeout)
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                let started = std::time::Instant::now();
+                let current =
+                    self.client.get_certificate().set_name(name).with_attempt_timeout(self.settings.timeout).send().await;
+                self.observe("get", started, &current);
+                let current = current.map_err(classify)?;
                 if current.revocation_details.is_some() {
                     return Ok(());
                 }

@@ -7,7 +7,7 @@ use ozo_store::accounts;
 use ozo_web::auth;
 
 use crate::config::Config;
-use crate::serve::connect_migrated as connect;
+use crate::serve::connect_checked as connect;
 
 const MIN_PASSWORD_CHARS: usize = 12;
 

@@ -28,7 +28,55 @@ pub struct Config {
     pub secure_cookies: bool,
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    /// The format of the log lines `serve` writes to standard error. `OZO_LOG_FORMAT`
+    /// overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A second address that serves only `/metrics`, `/healthz` and `/readyz`. When unset,
+    /// `/metrics` is served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds that `serve` waits after SIGTERM for requests in flight and the signing job
+    /// it holds, before it exits anyway.
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+    /// HTTPS on `listen`, for a deployment without a proxy that terminates TLS.
+    pub tls: Option<TlsConfig>,
     pub environments: BTreeMap<String, EnvironmentConfig>,
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One JSON object per line, with the fields of its request at the top level.
+    #[default]
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            _ => None,
+        }
+    }
+}
+
+/// The server certificate and key for HTTPS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first and its intermediates after it.
+    pub certificate_chain: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8 or SEC1).
+    pub private_key: PathBuf,
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    25
 }
 
 /// Limits per client address and per invitation code.
@@ -299,6 +347,10 @@ impl Config {
             database_url: None,
             secure_cookies: false,
             rate_limits: RateLimitConfig::default(),
+            log_format: LogFormat::default(),
+            metrics_listen: None,
+            shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            tls: None,
             environments,
         }
     }
@@ -319,6 +371,14 @@ impl Config {
     fn check(&self) -> anyhow::Result<()> {
         if self.environments.is_empty() {
             bail!("environments: expected at least one [environments.NAME] section");
+        }
+        if !(1..=3600).contains(&self.shutdown_grace_seconds) {
+            bail!("shutdown_grace_seconds: expected 1 to 3600, found {}", self.shutdown_grace_seconds);
+        }
+        if let (Some(metrics), Some(listen)) = (self.metrics_listen, self.listen) {
+            if metrics == listen {
+                bail!("metrics_listen: expected an address other than listen ({listen}), or no metrics_listen");
+            }
         }
         for (name, env) in &self.environments {
             EnvironmentName::parse(name).map_err(|e| anyhow::anyhow!("environments.{name}: {e}"))?;

@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Check the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage invitations, which let an organisation upload CSRs.
     Invitation {
         #[command(subcommand)]
@@ -141,6 +146,14 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the configuration as `serve` would, read every file it names (CA roots, TLS
+    /// certificate and key), print a summary and exit 0, or print the first problem and
+    /// exit 1. It contacts no CA and no database.
+    Check,
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain of the event log. Exits 0 and prints the number of events and
     /// the head hash when it is intact, or exits 1 naming the first event that breaks it.
@@ -159,7 +172,6 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
 
     let config = match &cli.config {
         Some(path) => config::Config::load(path),
@@ -172,6 +184,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The service writes JSON lines for the platform's log collector; the commands a
+    // person runs write text.
+    let format = match &cli.command {
+        Command::Serve { .. } => config.log_format,
+        _ => config::LogFormat::Text,
+    };
+    let format = match std::env::var("OZO_LOG_FORMAT") {
+        Ok(value) => match config::LogFormat::parse(&value) {
+            Some(format) => format,
+            None => {
+                eprintln!("error: OZO_LOG_FORMAT is {value:?}; expected json or text");
+                return ExitCode::from(2);
+            }
+        },
+        Err(_) => format,
+    };
+    init_logging(format);
 
     if let Command::Csr { command: CsrCommand::Check { environment, json, lang, file } } = &cli.command {
         return csr_check::run(&config, environment, *json, lang, file);
@@ -189,6 +218,7 @@ fn main() -> ExitCode {
             Command::Serve { listen } => serve::serve(config, listen).await,
             Command::Dev { listen } => serve::dev(config, listen).await,
             Command::Migrate => serve::migrate_only(&config).await,
+            Command::Config { command: ConfigCommand::Check } => serve::check_config(&config).await,
             Command::User { command: UserCommand::Add { name, roles, replace } } => {
                 accounts::add_user(&config, &name, &roles, replace).await
             }
@@ -223,9 +253,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: config::LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        config::LogFormat::Json => {
+            // Event and span fields go to the top level, so that every line of a request
+            // carries its http.request_id as a plain field.
+            let json = json_subscriber::JsonLayer::stderr();
+            let mut json = json;
+            json.with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime);
+            json.with_level("level");
+            json.with_flattened_event();
+            json.with_top_level_flattened_span_list();
+            registry.with(json).init();
+        }
+        config::LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi)).init();
+        }
+    }
 }

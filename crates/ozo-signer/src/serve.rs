@@ -28,18 +28,32 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     ozo_store::connect(url.expose_secret(), 20).await.context("failed to connect to PostgreSQL")
 }
 
-/// Connects and applies pending migrations, so that the commands work on a new database
-/// as `serve` does.
-pub async fn connect_migrated(config: &Config) -> anyhow::Result<PgPool> {
+/// Connects and checks that the schema is the one this binary knows, for `serve` and the
+/// commands that read or write data.
+pub async fn connect_checked(config: &Config) -> anyhow::Result<PgPool> {
     let pool = connect(config).await?;
-    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    require_current_schema(&pool).await?;
     Ok(pool)
 }
 
+/// Fails unless every migration this binary knows is applied, and no other.
+async fn require_current_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let state = ozo_store::schema_state(pool).await.context("failed to read the database's migrations")?;
+    match state {
+        ozo_store::SchemaState::Current { .. } => Ok(()),
+        other => anyhow::bail!("{other}"),
+    }
+}
+
+/// `ozo-signer migrate`: applies the pending migrations and says where the schema is.
 pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
     let pool = connect(config).await?;
+    if let ozo_store::SchemaState::Ahead { .. } = ozo_store::schema_state(&pool).await? {
+        require_current_schema(&pool).await?;
+    }
     ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
-    println!("migrations applied");
+    let state = ozo_store::schema_state(&pool).await?;
+    println!("{state}");
     Ok(())
 }
 
@@ -80,8 +94,7 @@ pub async fn environments(config: &Config) -> anyhow::Result<Vec<EnvironmentRunt
 }
 
 pub async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let pool = connect(&config).await?;
-    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    let pool = connect_checked(&config).await?;
     let listen =
         listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
     run_server(&config, pool, listen).await
@@ -89,26 +102,156 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
 
 async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow::Result<()> {
     let environments = environments(config).await?;
+    let tls = match &config.tls {
+        Some(tls) => Some(load_tls(tls).await?),
+        None => None,
+    };
+    let metrics = install_metrics_recorder()?;
     let settings = WebSettings {
         secure_cookies: config.secure_cookies,
         limits: config.rate_limits.to_limits(),
+        metrics_on_main_listener: config.metrics_listen.is_none(),
         ..WebSettings::default()
     };
-    let state = AppState::new(pool, environments, settings);
-    let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), shutdown_signal()));
+    let state = AppState::new(pool, environments, settings).with_metrics(metrics);
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), stopped(stop.clone())));
     tokio::spawn(log_chain_head(state.pool().clone()));
-    let app = ozo_web::router(state);
+    tokio::spawn(sweep_rate_limits(state.pool().clone()));
 
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!(listen = %address, "serving");
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-    // The worker finishes the job it holds; an unfinished one stays queued for the
-    // next instance.
-    worker.await?;
-    tracing::info!("stopped");
+    let handle = axum_server::Handle::new();
+    let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = match tls {
+        Some(tls) => tokio::spawn(axum_server::bind_rustls(listen, tls).handle(handle.clone()).serve(app)),
+        None => tokio::spawn(axum_server::bind(listen).handle(handle.clone()).serve(app)),
+    };
+    let Some(address) = handle.listening().await else {
+        return match server.await? {
+            Err(error) => Err(error).with_context(|| format!("failed to listen on {listen}")),
+            Ok(()) => anyhow::bail!("failed to listen on {listen}"),
+        };
+    };
+    let metrics_handle = axum_server::Handle::new();
+    let metrics_server = match config.metrics_listen {
+        Some(metrics_listen) => {
+            let app = ozo_web::ops::metrics_router(state.clone()).into_make_service();
+            let server = tokio::spawn(axum_server::bind(metrics_listen).handle(metrics_handle.clone()).serve(app));
+            let Some(metrics_address) = metrics_handle.listening().await else {
+                return match server.await? {
+                    Err(error) => Err(error).with_context(|| format!("failed to listen on {metrics_listen}")),
+                    Ok(()) => anyhow::bail!("failed to listen on {metrics_listen}"),
+                };
+            };
+            tracing::info!(metrics_listen = %metrics_address, "serving metrics");
+            Some(server)
+        }
+        None => None,
+    };
+    tracing::info!(listen = %address, tls = config.tls.is_some(), "serving");
+
+    shutdown_signal().await;
+
+    // Readiness fails first, so that the platform sends no new requests. Requests in
+    // flight and the worker's current signing job may finish within the grace period. A
+    // job still claimed when the process exits returns to the queue with its
+    // transaction, and another instance takes it.
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    state.start_draining();
+    let _ = stop_sender.send(true);
+    handle.graceful_shutdown(Some(grace));
+    metrics_handle.graceful_shutdown(Some(grace));
+    let finished = tokio::time::timeout(grace, async {
+        let _ = server.await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
+        let _ = worker.await;
+    })
+    .await;
+    match finished {
+        Ok(()) => tracing::info!("stopped"),
+        Err(_) => tracing::warn!(grace_seconds = grace.as_secs(), "stopped with work unfinished after the grace period"),
+    }
+    Ok(())
+}
+
+/// Buckets of the duration histograms, in seconds: from a fast page to a slow CA call.
+const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Installs the process's metrics recorder and returns what renders it for `/metrics`.
+fn install_metrics_recorder() -> anyhow::Result<ozo_web::MetricsRenderer> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)
+        .context("failed to set the metrics' histogram buckets")?
+        .install_recorder()
+        .context("failed to install the metrics recorder")?;
+    let upkeep = handle.clone();
+    // Histograms keep their samples until upkeep folds them in.
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(std::sync::Arc::new(move || handle.render()))
+}
+
+/// Reads the TLS certificate chain and key; errors name the file and what is wrong.
+async fn load_tls(tls: &crate::config::TlsConfig) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    for (key, path) in [("tls.certificate_chain", &tls.certificate_chain), ("tls.private_key", &tls.private_key)] {
+        std::fs::metadata(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
+    }
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate_chain, &tls.private_key).await.with_context(
+        || {
+            format!(
+                "tls: {} and {} are not a PEM certificate chain and its PEM private key (PKCS#8 or SEC1)",
+                tls.certificate_chain.display(),
+                tls.private_key.display()
+            )
+        },
+    )
+}
+
+/// `ozo-signer config check`: everything `serve` reads before it connects, without
+/// connecting to the database or a CA.
+pub async fn check_config(config: &Config) -> anyhow::Result<()> {
+    for environment in config.domain_environments() {
+        let section = &config.environments[environment.name.as_str()];
+        let ca = match &section.ca {
+            CaConfig::Local { directory } => {
+                let directory =
+                    directory.clone().unwrap_or_else(|| config.data_dir.join("ca").join(environment.name.as_str()));
+                format!("local CA in {}", directory.display())
+            }
+            CaConfig::GoogleCas(cas) => {
+                let settings = cas.settings(environment.name.as_str())?;
+                format!(
+                    "Google CA Service pool projects/{}/locations/{}/caPools/{}",
+                    settings.project, settings.location, settings.ca_pool
+                )
+            }
+        };
+        println!(
+            "environment {}: CN={}, O={}; {} approval(s); {ca}",
+            environment.name,
+            environment.subject.common_name,
+            environment.subject.organization,
+            section.approvals_required(environment.name.as_str()),
+        );
+    }
+    if let Some(tls) = &config.tls {
+        load_tls(tls).await?;
+        println!("tls: {} with {}", tls.certificate_chain.display(), tls.private_key.display());
+    }
+    let listen = config.listen.map_or_else(|| DEFAULT_LISTEN.to_owned(), |listen| listen.to_string());
+    let metrics = config.metrics_listen.map_or_else(|| format!("{listen} (with the service)"), |listen| listen.to_string());
+    println!("listen: {listen}; metrics: {metrics}; shutdown grace: {} s", config.shutdown_grace_seconds);
+    println!("the configuration is valid");
     Ok(())
 }
 
@@ -134,6 +277,22 @@ async fn log_chain_head(pool: PgPool) {
     }
 }
 
+/// Removes ended rate-limit windows every ten minutes. Every instance does it; the
+/// deletes do not conflict.
+async fn sweep_rate_limits(pool: PgPool) {
+    loop {
+        tokio::time::sleep(CHAIN_HEAD_INTERVAL).await;
+        let swept = match pool.acquire().await {
+            Ok(mut conn) => ozo_store::ratelimits::sweep(&mut conn).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = swept {
+            tracing::warn!(error = %error, "failed to remove ended rate-limit windows");
+        }
+    }
+}
+
+/// Waits for SIGTERM, which the platform sends to stop an instance, or Ctrl-C.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -149,7 +308,7 @@ async fn shutdown_signal() {
 /// CA, which has the configured CAs and retries until the CA confirms, so this
 /// command needs no CA of its own and cannot revoke at the wrong one.
 pub async fn revoke(config: Config, request_id: uuid::Uuid, reason: &str, operator: &str) -> anyhow::Result<()> {
-    let pool = connect(&config).await?;
+    let pool = connect_checked(&config).await?;
     let mut conn = pool.acquire().await?;
     let account = accounts::find_by_name(&mut conn, operator)
         .await?

@@ -107,7 +107,7 @@ async fn create_request(
             csr: body.to_vec(),
         }
     };
-    state.limit_upload(client.ip(), upload.invitation.as_deref())?;
+    state.limit_upload(client.ip(), upload.invitation.as_deref()).await?;
 
     let uploaded = issuance::upload(&state, upload).await?;
 
@@ -402,7 +402,7 @@ async fn create_invitation(
 async fn withdraw_invitation(
     State(state): State<AppState>,
     account: ApiAccount,
-    RequestId(id): RequestId,
+    crate::extract::InvitationId(id): crate::extract::InvitationId,
 ) -> Result<Response, ApiError> {
     let operator = account.require("operator")?;
 

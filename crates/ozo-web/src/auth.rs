@@ -109,6 +109,7 @@ impl FromRequestParts<AppState> for ApiAccount {
 
         let mut conn = state.pool().acquire().await?;
         let account = accounts::find_by_token(&mut conn, &secret_sha256(token)).await?.ok_or(ApiError::Unauthorized)?;
+        tracing::Span::current().record("account.name", account.name.as_str());
         Ok(ApiAccount(account))
     }
 }
@@ -192,6 +193,7 @@ async fn signed_in(parts: &Parts, state: &AppState) -> Result<PageSession, PageR
         .await
         .map_err(ApiError::from)?
         .ok_or(PageRejection::Login(back))?;
+    tracing::Span::current().record("account.name", session.account.name.as_str());
     Ok(PageSession { account: session.account, csrf_token: session.csrf_token })
 }
 

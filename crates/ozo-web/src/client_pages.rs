@@ -215,7 +215,7 @@ async fn upload(
     let form = read_form(multipart).await?;
     let mut page = upload_page(&state, lang, &form);
     apply_invitation(&state, lang, &mut page, &form.invitation).await?;
-    if let Err(error) = state.limit_upload(client.ip(), Some(&form.invitation)) {
+    if let Err(error) = state.limit_upload(client.ip(), Some(&form.invitation)).await {
         let ApiError::TooManyRequests { retry_after } = error else {
             return Err(error);
         };
@@ -302,7 +302,7 @@ struct StatusPage<'a> {
 
 /// Finds the request of a status token, counting the view against the address's limit.
 async fn request_of_token(state: &AppState, client: SocketAddr, token: &str) -> Result<RequestRow, ApiError> {
-    state.limit_status(client.ip())?;
+    state.limit_status(client.ip()).await?;
     let mut conn = state.pool().acquire().await?;
     requests::find_by_status_token(&mut conn, &secret_sha256(token)).await?.ok_or_else(|| {
         ApiError::NotFound(Text::new(

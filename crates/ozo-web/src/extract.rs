@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::i18n::Text;
 use crate::ApiError;
 
-/// The `{id}` of a request or invitation in the path.
+/// The `{id}` of a request in the path. It is recorded in the request's log span.
 pub struct RequestId(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
@@ -15,7 +15,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_a_request_id(""))?;
-        Uuid::parse_str(&raw).map(RequestId).map_err(|_| not_a_request_id(&raw))
+        let id = Uuid::parse_str(&raw).map_err(|_| not_a_request_id(&raw))?;
+        tracing::Span::current().record("request.id", tracing::field::display(id));
+        Ok(RequestId(id))
+    }
+}
+
+/// The `{id}` of an invitation in the path.
+pub struct InvitationId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for InvitationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_a_request_id(""))?;
+        Uuid::parse_str(&raw).map(InvitationId).map_err(|_| not_a_request_id(&raw))
     }
 }
 

@@ -57,6 +57,7 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
         ))
     })?;
     let environment_name = environment.environment.name.as_str();
+    tracing::Span::current().record("environment", environment_name);
 
     let code = upload.invitation.as_deref().map(str::trim).filter(|code| !code.is_empty());
     let invitation = match code {
@@ -221,6 +222,8 @@ async fn record_rejection(
     match result {
         Ok(()) => {
             tracing::info!(request.id = %id, environment, reason, "rejected a CSR upload");
+            metrics::counter!("ozo_csr_rejections_total", "environment" => environment.to_owned(), "reason" => reason.to_owned())
+                .increment(1);
             ApiError::Rejected { request_id: id, findings }
         }
         Err(error) => error.into(),

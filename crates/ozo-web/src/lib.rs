@@ -2,6 +2,7 @@
 //! server-rendered pages for operators.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +28,7 @@ mod history;
 pub mod i18n;
 pub mod invitations;
 mod issuance;
+pub mod ops;
 mod pages;
 mod ratelimit;
 pub mod signing;
@@ -59,6 +61,9 @@ pub struct WebSettings {
     /// How long a session lasts without use.
     pub session_idle: time::Duration,
     pub limits: RateLimits,
+    /// Whether the main router serves `/metrics`; off when a separate metrics listener
+    /// does.
+    pub metrics_on_main_listener: bool,
 }
 
 /// Rate limits of the public routes, as a count per window.
@@ -90,6 +95,7 @@ impl Default for WebSettings {
             session_lifetime: time::Duration::hours(8),
             session_idle: time::Duration::minutes(30),
             limits: RateLimits::default(),
+            metrics_on_main_listener: true,
         }
     }
 }
@@ -109,7 +115,14 @@ struct AppStateInner {
     /// The same environments in configuration order, for validation.
     environment_list: Vec<Environment>,
     settings: WebSettings,
+    /// Set once the instance shuts down, so that `/readyz` sends traffic elsewhere.
+    draining: AtomicBool,
+    /// Renders the process's metrics for `/metrics`, when a recorder is installed.
+    metrics: Option<MetricsRenderer>,
 }
+
+/// Renders every metric of the process in Prometheus' text format.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AppState {
     pub fn new(pool: PgPool, environments: Vec<EnvironmentRuntime>, settings: WebSettings) -> Self {
@@ -120,14 +133,46 @@ impl AppState {
         AppState {
             inner: Arc::new(AppStateInner {
                 pool,
-                upload_limit_by_address: RateLimiter::new(limits.uploads_per_address, limits.upload_window),
-                upload_limit_by_invitation: RateLimiter::new(limits.uploads_per_invitation, limits.upload_window),
-                status_limit_by_address: RateLimiter::new(limits.status_per_address, limits.status_window),
+                upload_limit_by_address: RateLimiter::new(
+                    "upload-address",
+                    limits.uploads_per_address,
+                    limits.upload_window,
+                ),
+                upload_limit_by_invitation: RateLimiter::new(
+                    "upload-invitation",
+                    limits.uploads_per_invitation,
+                    limits.upload_window,
+                ),
+                status_limit_by_address: RateLimiter::new("status-address", limits.status_per_address, limits.status_window),
                 environments,
                 environment_list,
                 settings,
+                draining: AtomicBool::new(false),
+                metrics: None,
             }),
         }
+    }
+
+    /// Serves `/metrics` with `renderer`. Only a state that is not yet shared can take it.
+    pub fn with_metrics(mut self, renderer: MetricsRenderer) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics = Some(renderer),
+            None => tracing::error!("metrics were set on a state already in use; /metrics stays off"),
+        }
+        self
+    }
+
+    fn metrics_renderer(&self) -> Option<&MetricsRenderer> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// Marks the instance as shutting down: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -155,25 +200,29 @@ impl AppState {
     }
 
     /// Counts an upload from `address` on `invitation`, or rejects it with 429.
-    fn limit_upload(&self, address: std::net::IpAddr, invitation: Option<&str>) -> Result<(), ApiError> {
+    async fn limit_upload(&self, address: std::net::IpAddr, invitation: Option<&str>) -> Result<(), ApiError> {
+        let pool = self.pool();
         self.inner
             .upload_limit_by_address
-            .check(&address.to_string())
+            .check(pool, &address.to_string())
+            .await?
             .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
         if let Some(code) = invitation.map(invitations::normalise_code).filter(|code| !code.is_empty()) {
             self.inner
                 .upload_limit_by_invitation
-                .check(&code)
+                .check(pool, &code)
+                .await?
                 .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
         }
         Ok(())
     }
 
     /// Counts a status page view from `address`, or rejects it with 429.
-    fn limit_status(&self, address: std::net::IpAddr) -> Result<(), ApiError> {
+    async fn limit_status(&self, address: std::net::IpAddr) -> Result<(), ApiError> {
         self.inner
             .status_limit_by_address
-            .check(&address.to_string())
+            .check(self.pool(), &address.to_string())
+            .await?
             .map_err(|retry_after| ApiError::TooManyRequests { retry_after })
     }
 }
@@ -200,6 +249,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         )
     });
+    let metrics = state.settings().metrics_on_main_listener.then(|| Router::new().route("/metrics", get(ops::metrics)));
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
@@ -207,7 +257,9 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(history::routes())
         .merge(client_pages::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(metrics.unwrap_or_default())
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/logout", post(pages::logout))
         .fallback(pages::not_found)
@@ -224,14 +276,42 @@ pub fn router(state: AppState) -> Router {
         // so the back button after sign-out shows nothing.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(tower::util::option_layer(hsts))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                // A failed request is logged once, where its error is handled.
+                .on_failure(()),
+        )
+        .layer(axum::middleware::from_fn(ops::assign_request_id))
         .with_state(state)
 }
 
-/// Opens the span of a request with its method and a path that names no secret: status
-/// page tokens are replaced and the query, which may hold an invitation code, is left out.
+/// The one line logged for every request, when its response is ready.
+fn log_response(response: &axum::response::Response, latency: std::time::Duration, _span: &tracing::Span) {
+    tracing::info!(
+        http.status = response.status().as_u16(),
+        http.latency_ms = latency.as_secs_f64() * 1000.0,
+        "request finished"
+    );
+}
+
+/// Opens the span of a request with its id, method and a path that names no secret:
+/// status page tokens are replaced and the query, which may hold an invitation code, is
+/// left out. Handlers record the account and the CSR request in it when they know them.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::info_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()))
+    let id = request.headers().get(ops::REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        http.request_id = %id,
+        http.method = %request.method(),
+        http.path = %loggable_path(request.uri().path()),
+        account.name = tracing::field::Empty,
+        request.id = tracing::field::Empty,
+        environment = tracing::field::Empty,
+    )
 }
 
 fn loggable_path(path: &str) -> String {

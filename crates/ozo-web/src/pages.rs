@@ -869,7 +869,7 @@ async fn create_invitation(
 async fn withdraw_invitation(
     State(state): State<AppState>,
     session: PageSession,
-    RequestId(id): RequestId,
+    crate::extract::InvitationId(id): crate::extract::InvitationId,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageRejection> {
     session.check_csrf(&form.csrf)?;

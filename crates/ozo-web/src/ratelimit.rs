@@ -1,44 +1,34 @@
-//! Fixed-window rate limits, kept in this process's memory.
-//!
-//! NOTE: each instance counts on its own, so N instances allow N times the limit.
+//! Fixed-window rate limits, counted in PostgreSQL so that every instance of the service
+//! counts against the same limit.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// At most `limit` events per `window` for each key.
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// At most `limit` hits per `window` for each key of a scope.
 pub struct RateLimiter {
+    scope: &'static str,
     limit: u32,
     window: Duration,
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
-/// Keys kept before expired windows are swept out.
-const SWEEP_ABOVE: usize = 10_000;
-
 impl RateLimiter {
-    pub fn new(limit: u32, window: Duration) -> Self {
-        RateLimiter { limit, window, windows: Mutex::new(HashMap::new()) }
+    pub fn new(scope: &'static str, limit: u32, window: Duration) -> Self {
+        RateLimiter { scope, limit, window }
     }
 
-    /// Counts one event for `key`, or returns how long until the key may act again.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() > SWEEP_ABOVE {
-            windows.retain(|_, (started, _)| now.duration_since(*started) < self.window);
+    /// Counts one hit for `key`, and returns how long until the key may act again when it
+    /// is over the limit. The key is stored only as its SHA-256.
+    pub async fn check(&self, pool: &PgPool, key: &str) -> Result<Result<(), Duration>, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        let key_sha256 = Sha256::digest(key.as_bytes());
+        let window_seconds = self.window.as_secs().max(1) as i64;
+        let (hits, remaining) = ozo_store::ratelimits::hit(&mut conn, self.scope, &key_sha256, window_seconds).await?;
+        if hits as u32 > self.limit {
+            return Ok(Err(Duration::from_secs_f64(remaining.max(0.0))));
         }
-
-        let (started, count) = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(*started) >= self.window {
-            *started = now;
-            *count = 0;
-        }
-        if *count >= self.limit {
-            return Err(self.window - now.duration_since(*started));
-        }
-        *count += 1;
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -56,29 +46,4 @@ pub fn wait_text(retry_after: Duration) -> crate::i18n::Text {
         format!("Too many requests from this address or for this invitation; try again in about {minutes} minutes."),
         format!("Te veel verzoeken van dit adres of voor deze uitnodiging; probeer het over ongeveer {minutes} minuten opnieuw."),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limit_applies_per_key() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
-        assert!(limiter.check("a").is_ok());
-        assert!(limiter.check("a").is_ok());
-        let retry_after = limiter.check("a").unwrap_err();
-        assert!(retry_after <= Duration::from_secs(60));
-        assert!(retry_after > Duration::from_secs(58));
-        assert!(limiter.check("b").is_ok());
-    }
-
-    #[test]
-    fn window_resets() {
-        let limiter = RateLimiter::new(1, Duration::from_millis(20));
-        assert!(limiter.check("a").is_ok());
-        assert!(limiter.check("a").is_err());
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(limiter.check("a").is_ok());
-    }
 }

@@ -47,16 +47,29 @@ pub async fn run_job(state: &AppState, request_id: Option<Uuid>) -> Result<bool,
     match job.action {
         JobAction::Issue => {
             let outcome = attempt(state, &mut tx, job).await?;
+            count_attempt(job.action, &outcome);
             finish_issue(&mut tx, job, outcome).await?;
         }
         JobAction::Revoke => {
             let outcome = attempt_revocation(state, &mut tx, job).await?;
+            count_attempt(job.action, &outcome);
             finish_revocation(&mut tx, job, outcome).await?;
         }
     }
 
     tx.commit().await?;
     Ok(true)
+}
+
+/// Counts a job's attempt at the CA by what it asked and how it ended.
+fn count_attempt(action: JobAction, outcome: &Outcome) {
+    let outcome = match outcome {
+        Outcome::Issued => "done",
+        Outcome::Retry(_) => "retry",
+        Outcome::Failed(_) => "failed",
+        Outcome::Gone => "gone",
+    };
+    metrics::counter!("ozo_signing_attempts_total", "action" => action.as_str(), "outcome" => outcome).increment(1);
 }
 
 async fn finish_issue(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome) -> Result<(), StoreError> {
@@ -279,8 +292,14 @@ async fn attempt(state: &AppState, conn: &mut PgConnection, job: ClaimedJob) -> 
 /// Works the signing queue until `shutdown` resolves: runs due jobs one after another,
 /// and looks again every few seconds when none is due.
 pub async fn worker(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    use futures_util::FutureExt;
+
     tokio::pin!(shutdown);
     loop {
+        // A busy queue never leaves the worker idle, so the signal is checked between jobs too.
+        if (&mut shutdown).now_or_never().is_some() {
+            break;
+        }
         let idle = match run_job(&state, None).await {
             Ok(ran) => !ran,
             Err(error) => {

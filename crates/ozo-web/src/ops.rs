@@ -1,0 +1,136 @@
+//! What the platform asks of a running instance: `/healthz`, `/readyz`, `/metrics`, a
+//! request id on every request, and the count and duration of every response.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::AppState;
+
+/// The header that carries the id of a request, in both directions.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// How long `/readyz` waits for the database.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Days before expiry from which a certificate counts as expiring.
+const EXPIRING_DAYS: i64 = 30;
+
+/// Builds the router of a separate metrics listener: `/metrics` and the probes.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 when the database answers, its schema has every migration this
+/// binary knows, every environment has a CA and the instance is not shutting down; 503
+/// otherwise. The body says which check failed.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let schema = tokio::time::timeout(READINESS_TIMEOUT, ozo_store::schema_state(state.pool())).await;
+    let (database, schema_ready, schema_text) = match schema {
+        // A rolling upgrade migrates before the new release's instances start. The old
+        // instances keep serving, because a release's migrations must keep the previous
+        // release working.
+        Ok(Ok(state)) => (
+            "ok".to_owned(),
+            matches!(state, ozo_store::SchemaState::Current { .. } | ozo_store::SchemaState::Ahead { .. }),
+            state.to_string(),
+        ),
+        Ok(Err(error)) => (format!("unreachable: {error}"), false, "unknown".to_owned()),
+        Err(_) => (format!("no answer within {} s", READINESS_TIMEOUT.as_secs()), false, "unknown".to_owned()),
+    };
+    let environments: serde_json::Map<String, serde_json::Value> = state
+        .environments()
+        .map(|runtime| (runtime.environment.name.to_string(), runtime.signer.describe().into()))
+        .collect();
+    let draining = state.is_draining();
+
+    let ready = database == "ok" && schema_ready && !environments.is_empty() && !draining;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "ready": ready,
+        "database": database,
+        "schema": schema_text,
+        "environments": environments,
+        "draining": draining,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: every counter and histogram of this instance in Prometheus' text
+/// format, with gauges read from the database at the moment of the scrape.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(render) = state.metrics_renderer() else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled in this process\n").into_response();
+    };
+
+    if let Err(error) = record_gauges(&state).await {
+        tracing::warn!(error = %error, "failed to read the gauges for /metrics");
+        metrics::counter!("ozo_metrics_gauge_errors_total").increment(1);
+    }
+
+    let mut response = render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
+    let mut conn = state.pool().acquire().await?;
+    let gauges = ozo_store::stats::gauges(&mut conn, EXPIRING_DAYS).await?;
+    // Every configured environment gets a value, so that a zero is a zero and not a gap.
+    for runtime in state.environments() {
+        let name = runtime.environment.name.as_str();
+        let pending = gauges.pending.get(name).copied().unwrap_or_default();
+        let expiring = gauges.expiring.get(name).copied().unwrap_or_default();
+        metrics::gauge!("ozo_requests_pending", "environment" => name.to_owned()).set(pending as f64);
+        metrics::gauge!("ozo_certificates_expiring_30d", "environment" => name.to_owned()).set(expiring as f64);
+    }
+    metrics::gauge!("ozo_audit_chain_length").set(gauges.chain_length as f64);
+    Ok(())
+}
+
+/// Gives every request a fresh id, in the request's extensions, its headers and the
+/// response's headers. An id sent by the client is replaced, so that no client can make
+/// its lines look like another request's.
+pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let value = HeaderValue::from_str(&id).expect("a UUID in hex is a valid header value");
+    request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+
+    let mut response = next.run(request).await;
+
+    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    response
+}
+
+/// Counts each response by route and status and records its duration. Routes are the
+/// patterns, such as `/api/v1/requests/{id}`, so ids do not multiply the series.
+pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+
+    let response = next.run(request).await;
+
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("ozo_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("ozo_http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
+}

@@ -1,0 +1,330 @@
+//! Running the service: the schema check at start, the probes, the metrics, the JSON
+//! log lines, HTTPS in the binary, `config check` and the shutdown on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ozo_system_tests::*;
+
+/// Starts `serve` on `database_url` and returns its exit status and log when it stops
+/// by itself within 30 seconds.
+fn serve_until_exit(database_url: &str) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut log = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+            return (status, log);
+        }
+        assert!(Instant::now() < deadline, "serve kept running on a database it should refuse");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_an_older_or_newer_schema() {
+    let db = TestDb::create_empty().await;
+
+    let (status, log) = serve_until_exit(&db.url);
+    assert!(!status.success());
+    assert!(log.contains("has no ozo-signer schema yet") && log.contains("Run `ozo-signer migrate`"), "{log}");
+
+    let migrated = Command::new(binary()).arg("migrate").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let printed = String::from_utf8_lossy(&migrated.stdout);
+    assert!(printed.contains("the database schema is current"), "{printed}");
+
+    // A migration of a newer release: serve and migrate both refuse, and say which.
+    let pool = db.pool().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (29991231000000, 'from a newer release', true, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, log) = serve_until_exit(&db.url);
+    assert!(!status.success());
+    assert!(log.contains("newer than this binary: migrations 29991231000000 are unknown to it"), "{log}");
+    let migrate = Command::new(binary()).arg("migrate").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(!migrate.status.success());
+    assert!(String::from_utf8_lossy(&migrate.stderr).contains("newer than this binary"));
+
+    // An older schema: the last migration is missing.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 29991231000000").execute(&pool).await.unwrap();
+    let last: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let row: (String, Vec<u8>) =
+        sqlx::query_as("SELECT description, checksum FROM _sqlx_migrations WHERE version = $1")
+            .bind(last)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1").bind(last).execute(&pool).await.unwrap();
+    let (status, log) = serve_until_exit(&db.url);
+    assert!(!status.success());
+    assert!(log.contains(&format!("is older than this binary's; migrations {last} are pending")), "{log}");
+
+    // With the row back the server starts, and /readyz turns to 503 when the schema
+    // falls behind while it runs.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, $2, true, $3, 1)",
+    )
+    .bind(last)
+    .bind(&row.0)
+    .bind(&row.1)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let server = TestServer::start(&db.url);
+    let ready = curl(&[&server.url("/readyz")]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["ready"], true);
+    assert_eq!(ready.json()["database"], "ok");
+    assert!(ready.json()["environments"]["staging"].as_str().unwrap().contains("local"), "{}", ready.body);
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1").bind(last).execute(&pool).await.unwrap();
+    let behind = curl(&[&server.url("/readyz")]);
+    assert_eq!(behind.status, 503, "{}", behind.body);
+    assert_eq!(behind.json()["ready"], false);
+    assert!(behind.json()["schema"].as_str().unwrap().contains("pending"), "{}", behind.body);
+    assert_eq!(curl(&[&server.url("/healthz")]).status, 200, "the process is still alive");
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+}
+
+/// Finds the value of the sample `name{labels}` in Prometheus text, or `None`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_json_logs_describe_the_work() {
+    let db = TestDb::create().await;
+    // Staging certificates live 10 days here, so each one counts as expiring soon.
+    let config = r#"
+log_format = "json"
+
+[environments.staging]
+common_name = "connect.zorgverband.nl"
+organization = "OZOverbindzorg"
+certificate_lifetime_days = 10
+[environments.staging.ca]
+backend = "local"
+
+[environments.production]
+common_name = "zorgverband.nl"
+organization = "OZOverbindzorg"
+[environments.production.ca]
+backend = "local"
+"#;
+    let server = TestServer::start_with_config(&db.url, Some(config));
+    let operator = server.operator_token("olle", "operator");
+    let work = tempfile::tempdir().unwrap();
+    let upload = |environment: &str, subject: &str, name: &str| {
+        let code = server.invitation(&server.inviter(), "Zorg Noord", &[environment]);
+        let (_, csr) = make_csr(work.path(), name, subject);
+        let headers = work.path().join(format!("{name}.headers")).display().to_string();
+        curl(&[
+            "-D",
+            &headers,
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", csr.display()),
+            &server.url(&format!("/api/v1/requests?environment={environment}&invitation={code}")),
+        ])
+    };
+
+    let rejected = upload("staging", PRODUCTION_SUBJECT, "wrong");
+    assert_eq!(rejected.status, 422);
+    let issued = upload("staging", STAGING_SUBJECT, "staging");
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let staging_id = issued.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.approve(&[&operator], &staging_id).json()["status"], "issued");
+    let pending = upload("production", PRODUCTION_SUBJECT, "production");
+    assert_eq!(pending.status, 201);
+
+    let metrics = curl(&[&server.url("/metrics")]);
+    assert_eq!(metrics.status, 200);
+    let text = &metrics.body;
+    let value = |series: &str| sample(text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+    assert_eq!(value(r#"ozo_http_requests_total{method="POST",route="/api/v1/requests",status="201"}"#), 2.0);
+    assert_eq!(value(r#"ozo_http_requests_total{method="POST",route="/api/v1/requests",status="422"}"#), 1.0);
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="staging",reason="wrong-environment"}"#), 1.0);
+    assert_eq!(value(r#"ozo_requests_pending{environment="production"}"#), 1.0);
+    assert_eq!(value(r#"ozo_requests_pending{environment="staging"}"#), 0.0);
+    assert_eq!(value(r#"ozo_certificates_expiring_30d{environment="staging"}"#), 1.0);
+    assert_eq!(value(r#"ozo_certificates_expiring_30d{environment="production"}"#), 0.0);
+    assert_eq!(value(r#"ozo_signing_attempts_total{action="issue",outcome="done"}"#), 1.0);
+    assert!(
+        value(r#"ozo_http_request_duration_seconds_count{method="POST",route="/api/v1/requests"}"#) >= 3.0,
+        "{text}"
+    );
+    let pool = db.pool().await;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(value("ozo_audit_chain_length"), events as f64);
+    // A path with an id is counted under its route, not under the id.
+    assert!(!text.contains(&staging_id), "a request id is in the metrics");
+
+    // Every log line is one JSON object; each request ends with one line that carries
+    // the id the response sent back, and so do the lines logged on its way.
+    let headers = std::fs::read_to_string(work.path().join("staging.headers")).unwrap();
+    let header_id = headers
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|| panic!("no x-request-id in {headers}"));
+    let lines: Vec<serde_json::Value> = server
+        .log_lines()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let of_upload: Vec<&serde_json::Value> = lines.iter().filter(|line| line["http.request_id"] == header_id).collect();
+    let finished: Vec<_> = of_upload.iter().filter(|line| line["message"] == "request finished").collect();
+    assert_eq!(finished.len(), 1, "{of_upload:#?}");
+    assert_eq!(finished[0]["http.status"], 201);
+    assert_eq!(finished[0]["http.method"], "POST");
+    assert_eq!(finished[0]["environment"], "staging");
+    let accepted = of_upload.iter().find(|line| line["message"] == "accepted a CSR upload").expect("the upload's own line");
+    assert_eq!(accepted["request.id"], staging_id);
+    assert_eq!(accepted["level"], "INFO");
+    let approval = lines
+        .iter()
+        .find(|line| line["message"] == "request finished" && line["http.path"].as_str().unwrap_or("").ends_with("/approve"))
+        .expect("the approval's line");
+    assert_eq!(approval["account.name"], "olle");
+    assert_eq!(approval["request.id"], staging_id);
+    let log = server.log_lines().join("\n");
+    assert!(!log.contains("BEGIN CERTIFICATE REQUEST") && !log.contains(&operator), "a CSR or token is in the log");
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_a_separate_metrics_listener_and_config_check() {
+    let db = TestDb::create().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let generated = openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-keyout", "server-key.pem", "-out", "server.pem", "-subj", "/CN=127.0.0.1", "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let metrics_port = free_port();
+    let config = format!(
+        r#"
+metrics_listen = "127.0.0.1:{metrics_port}"
+[tls]
+certificate_chain = "{dir}/server.pem"
+private_key = "{dir}/server-key.pem"
+
+[environments.staging]
+common_name = "connect.zorgverband.nl"
+organization = "OZOverbindzorg"
+[environments.staging.ca]
+backend = "local"
+"#,
+        dir = dir.display()
+    );
+
+    // config check reads the TLS files and says what it found, without a database.
+    std::fs::write(dir.join("config.toml"), &config).unwrap();
+    let checked = Command::new(binary()).args(["--config", "config.toml", "config", "check"]).current_dir(dir).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(printed.contains("environment staging: CN=connect.zorgverband.nl, O=OZOverbindzorg"), "{printed}");
+    assert!(printed.contains("the configuration is valid"), "{printed}");
+    std::fs::write(dir.join("not-a-key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(dir.join("broken.toml"), config.replace("server-key.pem", "not-a-key.pem")).unwrap();
+    let broken = Command::new(binary()).args(["--config", "broken.toml", "config", "check"]).current_dir(dir).output().unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&broken.stderr);
+    assert!(error.contains("not-a-key.pem") && error.contains("PEM private key"), "{error}");
+
+    // The service answers HTTPS with that certificate, and /metrics only on its own port.
+    let server = TestServer::start_with_config(&db.url, Some(&config));
+    assert!(server.base_url.starts_with("http://"), "{}", server.base_url);
+    let https = server.base_url.replace("http://", "https://");
+    let cacert = dir.join("server.pem").display().to_string();
+    let health = curl(&["--cacert", &cacert, &format!("{https}/healthz")]);
+    assert_eq!(health.status, 200, "{}", health.body);
+    let ready = curl(&["--cacert", &cacert, &format!("{https}/readyz")]);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let not_here = curl(&["--cacert", &cacert, &format!("{https}/metrics")]);
+    assert_eq!(not_here.status, 404);
+    let metrics = curl(&[&format!("http://127.0.0.1:{metrics_port}/metrics")]);
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains("ozo_http_requests_total"), "{}", metrics.body);
+    let plain = Command::new("curl").args(["-sS", "--max-time", "10", &format!("{}/healthz", server.base_url)]).output().unwrap();
+    assert!(!plain.status.success(), "plain HTTP must not be served on the TLS port");
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_works_as_the_restricted_service_role() {
+    let db = TestDb::create().await;
+    let role = format!("ozo_service_{}", uuid::Uuid::new_v4().simple());
+    let pool = db.pool().await;
+    // The grants of deploy/database-roles.md.
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {role}"),
+    ] {
+        sqlx::query(&statement).execute(&pool).await.unwrap();
+    }
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+
+    let server = TestServer::start(url.as_str());
+    let operator = server.operator_token("olle", "operator");
+    let work = tempfile::tempdir().unwrap();
+    let code = server.invitation(&server.inviter(), "Zorg West", &["staging"]);
+    let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+    let uploaded = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url(&format!("/api/v1/requests?environment=staging&invitation={code}")),
+    ]);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let id = uploaded.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.approve(&[&operator], &id).json()["status"], "issued");
+    assert_eq!(curl(&[&server.url("/readyz")]).status, 200);
+
+    // The role can append events but not change them, even with the triggers gone.
+    let service = sqlx::PgPool::connect(url.as_str()).await.unwrap();
+    let changed = sqlx::query("UPDATE events SET kind = 'changed'").execute(&service).await.unwrap_err();
+    assert!(changed.to_string().contains("permission denied"), "{changed}");
+    let deleted = sqlx::query("DELETE FROM events").execute(&service).await.unwrap_err();
+    assert!(deleted.to_string().contains("permission denied"), "{deleted}");
+    service.close().await;
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap_or_default()).await;
+    if let Ok(admin) = admin {
+        sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&admin).await.unwrap();
+        admin.close().await;
+    }
+}
