@@ -328,3 +328,35 @@ async fn serve_works_as_the_restricted_service_role() {
         admin.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish() {
+    use ozo_system_tests::cas::{upload, Cas};
+    use ozo_system_tests::fake_cas::Fault;
+
+    let db = TestDb::create().await;
+    let cas = Cas::start(10, "anonymous");
+    let mut server = cas.server(&db);
+    let token = server.operator_token("olle", "operator");
+    let work = tempfile::tempdir().unwrap();
+    let id = upload(&server, work.path(), "client");
+
+    // CAS takes two seconds for this certificate; SIGTERM arrives while it works.
+    cas.fake.push_fault(Fault::Hang(Duration::from_secs(2)));
+    let url = server.url(&format!("/api/v1/requests/{id}/approve"));
+    let auth = format!("Authorization: Bearer {token}");
+    let in_flight = std::thread::spawn(move || curl(&["-X", "POST", "-H", &auth, &url]));
+    std::thread::sleep(Duration::from_millis(500));
+    let stopping = Instant::now();
+    let status = server.terminate(Duration::from_secs(30));
+
+    let approved = in_flight.join().unwrap();
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(approved.json()["status"], "issued");
+    assert!(status.success(), "{status:?}");
+    assert!(stopping.elapsed() >= Duration::from_secs(1), "the process waited for the request");
+    assert_eq!(cas.staging_certificates().len(), 1);
+
+    drop(server);
+    db.drop_database().await;
+}
