@@ -231,13 +231,7 @@ async fn repeated_failed_sign_ins_lock_the_account() {
     let locked = sign_in("a long enough password");
     assert_eq!(locked.status, 429, "{}", locked.body);
     assert!(locked.body.contains("Too many failed sign-ins"), "{}", locked.body);
-    // The server's log reaches the test through a pipe, so it may arrive a moment later.
-    let mut log = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !log.contains("sign-in locked after repeated failures") && std::time::Instant::now() < deadline {
-        log.push_str(&server.log_lines().join("\n"));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let log = log_until(&server, "sign-in locked after repeated failures").await;
     assert!(log.contains("sign-in locked after repeated failures"), "{log}");
     assert!(!log.contains("not the password"), "the log holds no password");
 
@@ -257,8 +251,34 @@ async fn repeated_failed_sign_ins_lock_the_account() {
     ]);
     assert_eq!(other.status, 303, "{}", other.body);
 
+    // A password typed into the name field is neither logged nor kept in an event.
+    let typo = curl(&["--data-urlencode", "name=Geheim-Wachtwoord-2026", "--data-urlencode", "password=x", &server.url("/login")]);
+    assert_ne!(typo.status, 303);
+    let log = log_until(&server, "unknown account ").await;
+    assert!(log.contains("unknown account "), "{log}");
+    assert!(!log.contains("Geheim-Wachtwoord-2026"), "{log}");
+    let pool = db.pool().await;
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE detail::text LIKE '%Geheim%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    pool.close().await;
+
     drop(server);
     db.drop_database().await;
+}
+
+/// Collects the server's log until it contains `text`, for at most 10 seconds. The log
+/// reaches the test through a pipe, so a line may arrive a moment after its response.
+async fn log_until(server: &TestServer, text: &str) -> String {
+    let mut log = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log.contains(text) && std::time::Instant::now() < deadline {
+        log.push_str(&server.log_lines().join("\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    log
 }
 
 #[tokio::test(flavor = "multi_thread")]

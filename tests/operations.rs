@@ -9,8 +9,13 @@ use ozo_system_tests::*;
 /// Starts `serve` on `database_url` and returns its exit status and log when it stops
 /// by itself within 30 seconds.
 fn serve_until_exit(database_url: &str) -> (std::process::ExitStatus, String) {
+    serve_on_until_exit(database_url, "127.0.0.1:0")
+}
+
+/// Like [`serve_until_exit`], listening on `listen`.
+fn serve_on_until_exit(database_url: &str, listen: &str) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .env("DATABASE_URL", database_url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -83,6 +88,13 @@ async fn serve_refuses_an_older_or_newer_schema() {
     .await
     .unwrap();
     let server = TestServer::start(&db.url);
+
+    // A second server on the same address stops with the reason.
+    let taken = server.base_url.trim_start_matches("http://").to_owned();
+    let (status, log) = serve_on_until_exit(&db.url, &taken);
+    assert!(!status.success());
+    assert!(log.contains(&format!("failed to listen on {taken}")), "{log}");
+
     let ready = curl(&[&server.url("/readyz")]);
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.json()["ready"], true);
@@ -288,6 +300,7 @@ async fn serve_works_as_the_restricted_service_role() {
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
         format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {role}"),
+        format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _sqlx_migrations FROM {role}"),
     ] {
         sqlx::query(&statement).execute(&pool).await.unwrap();
     }
@@ -317,6 +330,8 @@ async fn serve_works_as_the_restricted_service_role() {
     assert!(changed.to_string().contains("permission denied"), "{changed}");
     let deleted = sqlx::query("DELETE FROM events").execute(&service).await.unwrap_err();
     assert!(deleted.to_string().contains("permission denied"), "{deleted}");
+    let unmigrated = sqlx::query("DELETE FROM _sqlx_migrations").execute(&service).await.unwrap_err();
+    assert!(unmigrated.to_string().contains("permission denied"), "{unmigrated}");
     service.close().await;
 
     drop(server);

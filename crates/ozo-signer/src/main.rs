@@ -148,8 +148,9 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Load the configuration as `serve` would, read every file it names (CA roots, TLS
-    /// certificate and key), print a summary and exit 0, or print the first problem and
-    /// exit 1. It contacts no CA and no database.
+    /// certificate and key), print a summary and exit 0. It prints the first problem and
+    /// exits 2 when the file itself is invalid, or 1 when a file it names is. It contacts
+    /// no CA and no database.
     Check,
 }
 
@@ -262,15 +263,9 @@ fn init_logging(format: config::LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         config::LogFormat::Json => {
-            // Event and span fields go to the top level, so that every line of a request
-            // carries its http.request_id as a plain field.
-            let json = json_subscriber::JsonLayer::stderr();
-            let mut json = json;
-            json.with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime);
-            json.with_level("level");
-            json.with_flattened_event();
-            json.with_top_level_flattened_span_list();
-            registry.with(json).init();
+            // Event and span fields go to the top level, each name once, so that every
+            // line of a request carries its http.request_id as a plain field.
+            registry.with(tracing_flat_json::FlatJsonLayer::new(std::io::stderr)).init();
         }
         config::LogFormat::Text => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

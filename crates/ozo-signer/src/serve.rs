@@ -51,7 +51,14 @@ pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
     if let ozo_store::SchemaState::Ahead { .. } = ozo_store::schema_state(&pool).await? {
         require_current_schema(&pool).await?;
     }
-    ozo_store::migrate(&pool).await.context("failed to apply the database migrations")?;
+    if let Err(error) = ozo_store::migrate(&pool).await {
+        let hint = if error.to_string().contains("permission denied") {
+            "; run `ozo-signer migrate` as the database owner, the role that owns the tables, not as the service's role"
+        } else {
+            ""
+        };
+        anyhow::bail!("failed to apply the database migrations: {error}{hint}");
+    }
     let state = ozo_store::schema_state(&pool).await?;
     println!("{state}");
     Ok(())
@@ -106,6 +113,12 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
         Some(tls) => Some(load_tls(tls).await?),
         None => None,
     };
+    // The sockets are bound before any work starts, so that an address in use fails the start with a
+    // message instead of leaving a process that serves nothing.
+    let listener = bind(listen)?;
+    let address = listener.local_addr()?;
+    let metrics_listener = config.metrics_listen.map(bind).transpose()?;
+
     let metrics = install_metrics_recorder()?;
     let settings = WebSettings {
         secure_cookies: config.secure_cookies,
@@ -125,28 +138,15 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let handle = axum_server::Handle::new();
     let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = match tls {
-        Some(tls) => tokio::spawn(axum_server::bind_rustls(listen, tls).handle(handle.clone()).serve(app)),
-        None => tokio::spawn(axum_server::bind(listen).handle(handle.clone()).serve(app)),
-    };
-    let Some(address) = handle.listening().await else {
-        return match server.await? {
-            Err(error) => Err(error).with_context(|| format!("failed to listen on {listen}")),
-            Ok(()) => anyhow::bail!("failed to listen on {listen}"),
-        };
+        Some(tls) => tokio::spawn(axum_server::from_tcp_rustls(listener, tls).handle(handle.clone()).serve(app)),
+        None => tokio::spawn(axum_server::from_tcp(listener).handle(handle.clone()).serve(app)),
     };
     let metrics_handle = axum_server::Handle::new();
-    let metrics_server = match config.metrics_listen {
-        Some(metrics_listen) => {
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            tracing::info!(metrics_listen = %listener.local_addr()?, "serving metrics");
             let app = ozo_web::ops::metrics_router(state.clone()).into_make_service();
-            let server = tokio::spawn(axum_server::bind(metrics_listen).handle(metrics_handle.clone()).serve(app));
-            let Some(metrics_address) = metrics_handle.listening().await else {
-                return match server.await? {
-                    Err(error) => Err(error).with_context(|| format!("failed to listen on {metrics_listen}")),
-                    Ok(()) => anyhow::bail!("failed to listen on {metrics_listen}"),
-                };
-            };
-            tracing::info!(metrics_listen = %metrics_address, "serving metrics");
-            Some(server)
+            Some(tokio::spawn(axum_server::from_tcp(listener).handle(metrics_handle.clone()).serve(app)))
         }
         None => None,
     };
@@ -178,6 +178,13 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     Ok(())
 }
 
+/// Binds a listening socket for the server, or fails naming the address.
+fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address).with_context(|| format!("failed to listen on {address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Buckets of the duration histograms, in seconds: from a fast page to a slow CA call.
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -190,6 +197,7 @@ fn install_metrics_recorder() -> anyhow::Result<ozo_web::MetricsRenderer> {
         .context("failed to set the metrics' histogram buckets")?
         .install_recorder()
         .context("failed to install the metrics recorder")?;
+    describe_metrics();
     let upkeep = handle.clone();
     // Histograms keep their samples until upkeep folds them in.
     tokio::spawn(async move {
@@ -201,31 +209,96 @@ fn install_metrics_recorder() -> anyhow::Result<ozo_web::MetricsRenderer> {
     Ok(std::sync::Arc::new(move || handle.render()))
 }
 
-/// Reads the TLS certificate chain and key; errors name the file and what is wrong.
+/// Gives each series its `# HELP` line.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+    describe_counter!("ozo_http_requests_total", "HTTP responses by method, route pattern and status.");
+    describe_histogram!(
+        "ozo_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route pattern."
+    );
+    describe_counter!("ozo_csr_rejections_total", "Uploaded CSRs that validation rejected, by environment and finding code.");
+    describe_gauge!("ozo_requests_pending", "Requests waiting for approval, by environment.");
+    describe_gauge!(
+        "ozo_certificates_expiring_30d",
+        "Certificates neither revoked nor expired that expire within 30 days, by environment."
+    );
+    describe_counter!(
+        "ozo_signing_attempts_total",
+        "Signing jobs run at the CA, by action (issue, revoke) and outcome (done, retry, failed, gone)."
+    );
+    describe_histogram!(
+        "ozo_ca_call_duration_seconds",
+        Unit::Seconds,
+        "Duration of Google CA Service calls, by pool and operation."
+    );
+    describe_counter!("ozo_ca_calls_total", "Google CA Service calls by pool, operation and outcome (OK or the status code).");
+    describe_gauge!("ozo_audit_chain_length", "Events in the audit hash chain.");
+    describe_counter!("ozo_metrics_gauge_errors_total", "Scrapes whose gauges could not be read from the database in time.");
+}
+
+/// Reads the TLS certificate chain and key; errors name the key of the config and the
+/// file, and say what is wrong with it.
 async fn load_tls(tls: &crate::config::TlsConfig) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
-    for (key, path) in [("tls.certificate_chain", &tls.certificate_chain), ("tls.private_key", &tls.private_key)] {
-        std::fs::metadata(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
-    }
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate_chain, &tls.private_key).await.with_context(
-        || {
-            format!(
-                "tls: {} and {} are not a PEM certificate chain and its PEM private key (PKCS#8 or SEC1)",
+    let read = |key: &str, path: &std::path::Path, label: &str, expected: &str| -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
+        if !text.contains(label) {
+            anyhow::bail!("{key}: {} contains no {label} block; expected {expected}", path.display());
+        }
+        Ok(())
+    };
+    read(
+        "tls.certificate_chain",
+        &tls.certificate_chain,
+        "-----BEGIN CERTIFICATE-----",
+        "the server certificate in PEM, then its intermediates",
+    )?;
+    read("tls.private_key", &tls.private_key, "PRIVATE KEY-----", "the certificate's private key in PEM (PKCS#8 or SEC1)")?;
+
+    let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate_chain, &tls.private_key).await;
+    loaded.map_err(|error| {
+        let text = error.to_string();
+        if text.contains("KeyMismatch") || text.contains("not be consistent") {
+            anyhow::anyhow!(
+                "tls.private_key: {} is not the private key of the certificate in {}",
+                tls.private_key.display(),
+                tls.certificate_chain.display()
+            )
+        } else if text.contains("key") {
+            anyhow::anyhow!(
+                "tls.private_key: {} is not a PEM private key (PKCS#8 or SEC1) of P-256, P-384 or RSA: {text}",
+                tls.private_key.display()
+            )
+        } else {
+            anyhow::anyhow!(
+                "tls: {} and {} are not a PEM certificate chain and its private key: {text}",
                 tls.certificate_chain.display(),
                 tls.private_key.display()
             )
-        },
-    )
+        }
+    })
 }
 
 /// `ozo-signer config check`: everything `serve` reads before it connects, without
 /// connecting to the database or a CA.
 pub async fn check_config(config: &Config) -> anyhow::Result<()> {
+    // The summary is printed only when every check passed.
+    let mut summary = Vec::new();
     for environment in config.domain_environments() {
         let section = &config.environments[environment.name.as_str()];
         let ca = match &section.ca {
             CaConfig::Local { directory } => {
                 let directory =
                     directory.clone().unwrap_or_else(|| config.data_dir.join("ca").join(environment.name.as_str()));
+                if directory.exists() && !directory.is_dir() {
+                    anyhow::bail!(
+                        "environments.{}.ca: the local CA's directory {} is a file; set data_dir (or the CA's directory) to a directory",
+                        environment.name,
+                        directory.display()
+                    );
+                }
                 format!("local CA in {}", directory.display())
             }
             CaConfig::GoogleCas(cas) => {
@@ -236,22 +309,23 @@ pub async fn check_config(config: &Config) -> anyhow::Result<()> {
                 )
             }
         };
-        println!(
+        summary.push(format!(
             "environment {}: CN={}, O={}; {} approval(s); {ca}",
             environment.name,
             environment.subject.common_name,
             environment.subject.organization,
             section.approvals_required(environment.name.as_str()),
-        );
+        ));
     }
     if let Some(tls) = &config.tls {
         load_tls(tls).await?;
-        println!("tls: {} with {}", tls.certificate_chain.display(), tls.private_key.display());
+        summary.push(format!("tls: {} with {}", tls.certificate_chain.display(), tls.private_key.display()));
     }
     let listen = config.listen.map_or_else(|| DEFAULT_LISTEN.to_owned(), |listen| listen.to_string());
     let metrics = config.metrics_listen.map_or_else(|| format!("{listen} (with the service)"), |listen| listen.to_string());
-    println!("listen: {listen}; metrics: {metrics}; shutdown grace: {} s", config.shutdown_grace_seconds);
-    println!("the configuration is valid");
+    summary.push(format!("listen: {listen}; metrics: {metrics}; shutdown grace: {} s", config.shutdown_grace_seconds));
+    summary.push("the configuration is valid".to_owned());
+    println!("{}", summary.join("\n"));
     Ok(())
 }
 

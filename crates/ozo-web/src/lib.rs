@@ -293,7 +293,7 @@ pub fn router(state: AppState) -> Router {
 fn log_response(response: &axum::response::Response, latency: std::time::Duration, _span: &tracing::Span) {
     tracing::info!(
         http.status = response.status().as_u16(),
-        http.latency_ms = latency.as_secs_f64() * 1000.0,
+        http.latency_ms = (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         "request finished"
     );
 }

@@ -18,6 +18,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// How long `/readyz` waits for the database.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long `/metrics` waits for the gauges from the database.
+const GAUGE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Days before expiry from which a certificate counts as expiring.
 const EXPIRING_DAYS: i64 = 30;
 
@@ -77,9 +80,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         return (StatusCode::NOT_FOUND, "metrics are not enabled in this process\n").into_response();
     };
 
-    if let Err(error) = record_gauges(&state).await {
-        tracing::warn!(error = %error, "failed to read the gauges for /metrics");
-        metrics::counter!("ozo_metrics_gauge_errors_total").increment(1);
+    // A slow database must not fail the whole scrape: the counters are served anyway,
+    // with the gauges of the last scrape that read them.
+    match tokio::time::timeout(GAUGE_TIMEOUT, record_gauges(&state)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "failed to read the gauges for /metrics");
+            metrics::counter!("ozo_metrics_gauge_errors_total").increment(1);
+        }
+        Err(_) => {
+            tracing::warn!(timeout_ms = GAUGE_TIMEOUT.as_millis() as u64, "the gauges for /metrics timed out");
+            metrics::counter!("ozo_metrics_gauge_errors_total").increment(1);
+        }
     }
 
     let mut response = render().into_response();

@@ -176,8 +176,15 @@ async fn login(
     let mut conn = state.pool().begin().await?;
     accounts::lock_sign_in(&mut conn, &name).await?;
     let (for_account, from_address) = accounts::login_failures(&mut conn, &name, address, LOGIN_WINDOW).await?;
+    let account = accounts::find_by_name(&mut conn, &name).await?;
+    // A name that is no account may be a password typed into the wrong field, so logs
+    // and events show only a digest of it.
+    let shown_name = match &account {
+        Some(_) => name.clone(),
+        None => format!("unknown account {}", &hex::encode(auth::secret_sha256(&name))[..12]),
+    };
     if for_account >= LOCK_AFTER_FOR_ACCOUNT || from_address >= LOCK_AFTER_FROM_ADDRESS {
-        tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account, failures.address = from_address, "sign-in locked after repeated failures");
+        tracing::warn!(account.name = %shown_name, client.address = %address, failures.account = for_account, failures.address = from_address, "sign-in locked after repeated failures");
         let page = LoginPage {
             t: page_texts(lang),
             user: None,
@@ -196,7 +203,6 @@ async fn login(
         return Ok(response);
     }
 
-    let account = accounts::find_by_name(&mut conn, &name).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = form.password;
     let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
@@ -207,7 +213,7 @@ async fn login(
         Some(account) if password_ok && !account.roles.is_empty() => account,
         _ => {
             accounts::insert_login_failure(&mut conn, &name, address).await?;
-            let detail = serde_json::json!({ "account": name, "address": address.to_string() });
+            let detail = serde_json::json!({ "account": shown_name, "address": address.to_string() });
             ozo_store::events::append(
                 &mut conn,
                 &ozo_store::events::Actor::Client,
@@ -216,7 +222,7 @@ async fn login(
                 detail,
             )
             .await?;
-            tracing::warn!(account.name = %name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
+            tracing::warn!(account.name = %shown_name, client.address = %address, failures.account = for_account + 1, "failed sign-in");
             let page = LoginPage {
                 t: page_texts(lang),
                 user: None,
