@@ -65,6 +65,8 @@ async fn two_instances_share_sessions_limits_and_jobs() {
     }
     assert_eq!(garbage(&first), 429);
     assert_eq!(garbage(&second), 429);
+    let limited = curl(&[&second.url("/metrics")]).body;
+    assert!(limited.contains("ozo_rate_limited_total{scope=\"upload-address\"} 1"), "{limited}");
 
     // The first instance stops gracefully; the second signs what it approved.
     let status = first.terminate(Duration::from_secs(30));

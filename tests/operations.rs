@@ -176,6 +176,8 @@ backend = "local"
     assert_eq!(value(r#"ozo_certificates_expiring_30d{environment="staging"}"#), 1.0);
     assert_eq!(value(r#"ozo_certificates_expiring_30d{environment="production"}"#), 0.0);
     assert_eq!(value(r#"ozo_signing_attempts_total{action="issue",outcome="done"}"#), 1.0);
+    assert_eq!(value(&format!(r#"ozo_build_info{{version="{}"}}"#, env!("CARGO_PKG_VERSION"))), 1.0);
+    assert!(text.contains("# HELP ozo_csr_rejections_total"), "{text}");
     assert!(
         value(r#"ozo_http_request_duration_seconds_count{method="POST",route="/api/v1/requests"}"#) >= 3.0,
         "{text}"

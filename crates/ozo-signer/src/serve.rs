@@ -236,6 +236,9 @@ fn describe_metrics() {
     );
     describe_counter!("ozo_ca_calls_total", "Google CA Service calls by pool, operation and outcome (OK or the status code).");
     describe_gauge!("ozo_audit_chain_length", "Events in the audit hash chain.");
+    describe_counter!("ozo_rate_limited_total", "Requests refused with 429, by limit (upload-address, upload-invitation, status-address).");
+    describe_gauge!("ozo_build_info", "Always 1, with the version of the running binary as a label.");
+    metrics::gauge!("ozo_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     describe_counter!("ozo_metrics_gauge_errors_total", "Scrapes whose gauges could not be read from the database in time.");
 }
 

@@ -26,6 +26,11 @@ impl RateLimiter {
         let window_seconds = self.window.as_secs().max(1) as i64;
         let (hits, remaining) = ozo_store::ratelimits::hit(&mut conn, self.scope, &key_sha256, window_seconds).await?;
         if hits as u32 > self.limit {
+            // The key is not logged: for some scopes it is an invitation code.
+            if hits as u32 == self.limit + 1 {
+                tracing::info!(rate_limit.scope = self.scope, rate_limit.limit = self.limit, "a rate limit was reached");
+            }
+            metrics::counter!("ozo_rate_limited_total", "scope" => self.scope).increment(1);
             return Ok(Err(Duration::from_secs_f64(remaining.max(0.0))));
         }
         Ok(Ok(()))
