@@ -12,10 +12,13 @@ fn serve_until_exit(database_url: &str) -> (std::process::ExitStatus, String) {
     serve_on_until_exit(database_url, "127.0.0.1:0")
 }
 
-/// Like [`serve_until_exit`], listening on `listen`.
+/// Like [`serve_until_exit`], listening on `listen`. The process runs in a directory of
+/// its own, where it makes its local CAs.
 fn serve_on_until_exit(database_url: &str, listen: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(binary())
         .args(["serve", "--listen", listen])
+        .current_dir(dir.path())
         .env("DATABASE_URL", database_url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
