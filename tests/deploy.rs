@@ -78,7 +78,8 @@ fn kubernetes_manifests_hold_what_the_service_needs() {
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
     assert_ne!(pod["securityContext"]["runAsUser"].as_i64(), Some(0));
     let containers = pod["containers"].as_vec().unwrap();
-    let server = containers.iter().find(|c| c["name"].as_str() == Some("ozo-signer")).expect("the ozo-signer container");
+    let server =
+        containers.iter().find(|c| c["name"].as_str() == Some("ozo-signer")).expect("the ozo-signer container");
     let args: Vec<&str> = server["args"].as_vec().unwrap().iter().filter_map(Yaml::as_str).collect();
     assert_eq!(args, ["--config", "/etc/ozo-signer/config.toml", "serve"]);
     assert_eq!(server["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
@@ -88,7 +89,8 @@ fn kubernetes_manifests_hold_what_the_service_needs() {
     }
     assert_eq!(server["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true));
     assert_eq!(server["securityContext"]["allowPrivilegeEscalation"].as_bool(), Some(false));
-    let database = &server["env"].as_vec().unwrap().iter().find(|e| e["name"].as_str() == Some("DATABASE_URL")).unwrap();
+    let database =
+        &server["env"].as_vec().unwrap().iter().find(|e| e["name"].as_str() == Some("DATABASE_URL")).unwrap();
     assert!(!database["valueFrom"]["secretKeyRef"].is_badvalue(), "DATABASE_URL must come from a Secret");
 
     // The pod may take the grace period and more before it is killed.
@@ -100,7 +102,7 @@ fn kubernetes_manifests_hold_what_the_service_needs() {
         .expect("the config sets shutdown_grace_seconds");
     assert!(pod["terminationGracePeriodSeconds"].as_i64().unwrap() > grace);
 
-    // The metrics port of the config is the one Prometheus is told about, and the
+    // The metrics port of the config is the one the Prometheus annotation names, and the
     // Service sends clients to the service's port only.
     let metrics_port = config
         .lines()
@@ -111,7 +113,9 @@ fn kubernetes_manifests_hold_what_the_service_needs() {
     assert_eq!(annotations["prometheus.io/port"].as_str(), Some(metrics_port.to_string().as_str()));
     let service = find(&documents, "Service", "ozo-signer");
     let ports = service["spec"]["ports"].as_vec().unwrap();
-    assert!(ports.iter().all(|port| port["targetPort"].as_str() == Some("http") || port["targetPort"].as_i64() == Some(8080)));
+    assert!(ports
+        .iter()
+        .all(|port| port["targetPort"].as_str() == Some("http") || port["targetPort"].as_i64() == Some(8080)));
 
     let job = find(&documents, "Job", "ozo-signer-migrate");
     let migrate = &job["spec"]["template"]["spec"]["containers"][0];
@@ -131,7 +135,10 @@ fn example_configs_pass_config_check() {
     let in_configmap = find(&documents, "ConfigMap", "ozo-signer-config")["data"]["config.toml"].as_str().unwrap();
 
     let printed = config_check(in_configmap, work.path(), &roots);
-    assert!(printed.contains("environment production: CN=zorgverband.nl, O=OZOverbindzorg; 2 approval(s)"), "{printed}");
+    assert!(
+        printed.contains("environment production: CN=zorgverband.nl, O=OZOverbindzorg; 2 approval(s)"),
+        "{printed}"
+    );
     assert!(printed.contains("metrics: 0.0.0.0:9090"), "{printed}");
     for file in ["ozo-signer.production.toml", "ozo-signer.staging.toml", "ozo-signer.example.toml"] {
         let text = std::fs::read_to_string(deploy_dir().join(file)).unwrap();
@@ -149,7 +156,8 @@ fn container_and_systemd_run_the_binary_as_a_user() {
     let copies: Vec<&str> = runtime.lines().filter(|line| line.starts_with("COPY")).collect();
     assert_eq!(copies, ["COPY --from=builder /out/ozo-signer /usr/local/bin/ozo-signer"], "the binary only");
     let user = runtime.lines().find_map(|line| line.strip_prefix("USER ")).expect("a USER line");
-    assert!(!user.starts_with('0') && !user.starts_with("root"), "runs as {user}");
+    assert!(!user.starts_with('0'), "runs as {user}");
+    assert!(!user.starts_with("root"), "runs as {user}");
     assert!(stages[0].contains("cargo build --release --locked -p ozo-signer"));
 
     let ignore = std::fs::read_to_string(deploy_dir().parent().unwrap().join(".dockerignore")).unwrap();

@@ -80,7 +80,7 @@ impl TestDb {
     }
 }
 
-/// The address in the service's "serving" log line, a JSON object.
+/// Reads the address from the service's "serving" log line, a JSON object.
 pub fn serving_address(line: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     if value["message"] != "serving" {

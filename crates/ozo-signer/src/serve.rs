@@ -28,7 +28,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     ozo_store::connect(url.expose_secret(), 20).await.context("failed to connect to PostgreSQL")
 }
 
-/// Connects and checks that the schema is the one this binary knows, for `serve` and the
+/// Connects and checks that the schema is the one this binary carries, for `serve` and the
 /// commands that read or write data.
 pub async fn connect_checked(config: &Config) -> anyhow::Result<PgPool> {
     let pool = connect(config).await?;
@@ -36,7 +36,7 @@ pub async fn connect_checked(config: &Config) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Fails unless every migration this binary knows is applied, and no other.
+/// Fails unless every migration this binary carries is applied, and no other.
 async fn require_current_schema(pool: &PgPool) -> anyhow::Result<()> {
     let state = ozo_store::schema_state(pool).await.context("failed to read the database's migrations")?;
     match state {
@@ -45,7 +45,7 @@ async fn require_current_schema(pool: &PgPool) -> anyhow::Result<()> {
     }
 }
 
-/// `ozo-signer migrate`: applies the pending migrations and says where the schema is.
+/// `ozo-signer migrate`: applies the pending migrations and prints the schema state.
 pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
     let pool = connect(config).await?;
     if let ozo_store::SchemaState::Ahead { .. } = ozo_store::schema_state(&pool).await? {
@@ -242,8 +242,8 @@ fn describe_metrics() {
     describe_counter!("ozo_metrics_gauge_errors_total", "Scrapes whose gauges could not be read from the database in time.");
 }
 
-/// Reads the TLS certificate chain and key; errors name the key of the config and the
-/// file, and say what is wrong with it.
+/// Reads the TLS certificate chain and key. Errors name the config key and the file, and
+/// what is wrong with it.
 async fn load_tls(tls: &crate::config::TlsConfig) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
     let read = |key: &str, path: &std::path::Path, label: &str, expected: &str| -> anyhow::Result<()> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;

@@ -146,15 +146,19 @@ pub struct AuditEvent {
     pub hash: Vec<u8>,
 }
 
-/// Finds events newest first, before place `before` in the chain when given, so that a
-/// page continues where the previous one ended.
-#[tracing::instrument(name = "db.search_events", skip(conn))]
-pub async fn search(
-    conn: &mut PgConnection,
+/// Builds the query of the auditors' event search, newest first, before place `before`
+/// in the chain when given and with at most `limit` events when given. The page and the
+/// export share it, so both apply the same filter.
+fn search_query(
     filter: &EventFilter,
     before: Option<i64>,
-    limit: i64,
-) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    limit: Option<i64>,
+) -> sqlx::query::Map<
+    'static,
+    sqlx::Postgres,
+    impl FnMut(sqlx::postgres::PgRow) -> Result<AuditEvent, sqlx::Error> + Send,
+    sqlx::postgres::PgArguments,
+> {
     sqlx::query_as!(
         AuditEvent,
         r#"SELECT seq, at, actor, request_id, kind, detail, hash
@@ -175,8 +179,18 @@ pub async fn search(
         before,
         limit,
     )
-    .fetch_all(conn)
-    .await
+}
+
+/// Finds events newest first, before place `before` in the chain when given, so that a
+/// page continues where the previous one ended.
+#[tracing::instrument(name = "db.search_events", skip(conn))]
+pub async fn search(
+    conn: &mut PgConnection,
+    filter: &EventFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    search_query(filter, before, Some(limit)).fetch_all(conn).await
 }
 
 /// Lists every event of one request in chain order, with its place and hash.
@@ -196,21 +210,5 @@ pub fn stream<'c>(
     conn: &'c mut PgConnection,
     filter: &'c EventFilter,
 ) -> futures_util::stream::BoxStream<'c, Result<AuditEvent, sqlx::Error>> {
-    sqlx::query_as!(
-        AuditEvent,
-        r#"SELECT seq, at, actor, request_id, kind, detail, hash
-           FROM events
-           WHERE ($1::text IS NULL OR kind = $1)
-             AND ($2::text IS NULL OR actor = $2)
-             AND ($3::uuid IS NULL OR request_id = $3)
-             AND ($4::timestamptz IS NULL OR at >= $4)
-             AND ($5::timestamptz IS NULL OR at < $5)
-           ORDER BY seq DESC"#,
-        filter.kind,
-        filter.actor,
-        filter.request_id,
-        filter.from,
-        filter.until,
-    )
-    .fetch(conn)
+    search_query(filter, None, None).fetch(conn)
 }

@@ -64,12 +64,12 @@ fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
     }
 }
 
-/// How the database's schema compares with the migrations this binary carries.
+/// The state of the database's schema against the migrations this binary carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SchemaState {
-    /// Every migration this binary knows is applied, and no other.
+    /// Every migration this binary carries is applied, and no other.
     Current { version: i64 },
-    /// Migrations this binary knows are not applied yet (all of them on a new database).
+    /// Migrations this binary carries are not applied yet (all of them on a new database).
     Behind { applied: Option<i64>, pending: Vec<i64> },
     /// The database has migrations this binary does not know: a newer release ran there.
     Ahead { known: i64, unknown: Vec<i64> },

@@ -383,15 +383,19 @@ pub struct Record {
     pub revocation_reason: Option<String>,
 }
 
-/// Finds requests with their certificates, newest first, after the keyset `before`
-/// (created_at, id) of the previous page when given.
-#[tracing::instrument(name = "db.search_records", skip(conn))]
-pub async fn search_records(
-    conn: &mut PgConnection,
+/// Builds the query of the auditors' search of requests with their certificates, newest
+/// first, after the keyset `before` (created_at, id) when given and with at most `limit`
+/// rows when given. The page and the export share it, so both apply the same filter.
+fn records_query(
     filter: &RecordFilter,
     before: Option<(OffsetDateTime, Uuid)>,
     limit: Option<i64>,
-) -> Result<Vec<Record>, sqlx::Error> {
+) -> sqlx::query::Map<
+    'static,
+    sqlx::Postgres,
+    impl FnMut(sqlx::postgres::PgRow) -> Result<Record, sqlx::Error> + Send,
+    sqlx::postgres::PgArguments,
+> {
     sqlx::query_as!(
         Record,
         r#"SELECT r.id, r.environment, r.organisation, r.status, r.status_reason, r.created_at,
@@ -419,8 +423,18 @@ pub async fn search_records(
         before.map(|(_, id)| id),
         limit,
     )
-    .fetch_all(conn)
-    .await
+}
+
+/// Finds requests with their certificates, newest first, after the keyset `before`
+/// (created_at, id) of the previous page when given.
+#[tracing::instrument(name = "db.search_records", skip(conn))]
+pub async fn search_records(
+    conn: &mut PgConnection,
+    filter: &RecordFilter,
+    before: Option<(OffsetDateTime, Uuid)>,
+    limit: Option<i64>,
+) -> Result<Vec<Record>, sqlx::Error> {
+    records_query(filter, before, limit).fetch_all(conn).await
 }
 
 /// Streams every request with its certificate that matches, newest first, for an export.
@@ -428,35 +442,17 @@ pub fn stream_records<'c>(
     conn: &'c mut PgConnection,
     filter: &'c RecordFilter,
 ) -> futures_util::stream::BoxStream<'c, Result<Record, sqlx::Error>> {
-    sqlx::query_as!(
-        Record,
-        r#"SELECT r.id, r.environment, r.organisation, r.status, r.status_reason, r.created_at,
-                  encode(r.spki_sha256, 'hex') AS spki_sha256, c.serial_hex AS "serial_hex?",
-                  c.not_after AS "not_after?", c.revoked_at AS "revoked_at?", c.revocation_reason AS "revocation_reason?"
-           FROM requests r LEFT JOIN certificates c ON c.request_id = r.id
-           WHERE ($1::text IS NULL OR r.environment = $1)
-             AND ($2::text IS NULL OR lower(r.organisation) = lower($2))
-             AND ($3::text IS NULL OR r.status = $3)
-             AND ($4::text IS NULL OR ltrim(c.serial_hex, '0') = ltrim($4, '0'))
-             AND ($5::bytea IS NULL OR r.spki_sha256 = $5)
-             AND ($6::timestamptz IS NULL OR r.created_at >= $6)
-             AND ($7::timestamptz IS NULL OR r.created_at < $7)
-           ORDER BY r.created_at DESC, r.id DESC"#,
-        filter.environment,
-        filter.organisation,
-        filter.status,
-        filter.serial_hex,
-        filter.spki_sha256,
-        filter.from,
-        filter.until,
-    )
-    .fetch(conn)
+    records_query(filter, None, None).fetch(conn)
 }
 
 /// Lists the names of organisations that requests name and that contain `part` in any
 /// case, alphabetically, at most `limit` of them.
 #[tracing::instrument(name = "db.organisations", skip(conn))]
-pub async fn organisations(conn: &mut PgConnection, part: Option<&str>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+pub async fn organisations(
+    conn: &mut PgConnection,
+    part: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT name FROM organisations WHERE ($1::text IS NULL OR lower(name) LIKE $1) ORDER BY name LIMIT $2",
         part.map(contains_pattern),

@@ -173,8 +173,6 @@ fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiEr
             let header = "id,environment,organisation,status,status_reason,created_at,spki_sha256,serial_hex,not_after,revoked_at,revocation_reason\n";
             let _ = sender.send(Ok(Bytes::from_static(header.as_bytes()))).await;
         }
-        use futures_util::TryStreamExt;
-
         let mut conn = match state.pool().acquire().await {
             Ok(conn) => conn,
             Err(error) => {
@@ -183,36 +181,8 @@ fn export_records(state: AppState, query: RecordQuery) -> Result<Response, ApiEr
                 return;
             }
         };
-        let mut rows = ozo_store::requests::stream_records(&mut conn, &filter);
-        // Rows are sent in chunks of about 64 KiB rather than one by one.
-        let mut chunk = String::with_capacity(EXPORT_CHUNK + 1024);
-        loop {
-            let record = match rows.try_next().await {
-                Ok(Some(record)) => record,
-                Ok(None) => {
-                    let _ = sender.send(Ok(Bytes::from(chunk))).await;
-                    return;
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, "the record export failed while reading records");
-                    let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
-                    return;
-                }
-            };
-            match format {
-                Format::Csv => chunk.push_str(&record_csv_line(&record)),
-                Format::JsonLines => {
-                    chunk.push_str(&serde_json::to_string(&record).unwrap_or_default());
-                    chunk.push('\n');
-                }
-            }
-            if chunk.len() >= EXPORT_CHUNK {
-                let full = std::mem::replace(&mut chunk, String::with_capacity(EXPORT_CHUNK + 1024));
-                if sender.send(Ok(Bytes::from(full))).await.is_err() {
-                    return;
-                }
-            }
-        }
+        let rows = ozo_store::requests::stream_records(&mut conn, &filter);
+        send_rows(&sender, rows, format, record_csv_line, "records").await;
     });
 
     Ok(download(receiver, format, "requests"))
@@ -449,8 +419,6 @@ fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_BUFFER);
     tokio::spawn(async move {
-        use futures_util::TryStreamExt;
-
         if let Format::Csv = format {
             let _ = sender.send(Ok(Bytes::from_static(b"seq,at,actor,request_id,kind,detail,hash\n"))).await;
         }
@@ -462,33 +430,11 @@ fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
                 return;
             }
         };
-        let mut rows = events::stream(&mut conn, &filter);
-        loop {
-            let line = match rows.try_next().await {
-                Ok(Some(event)) => match format {
-                    Format::Csv => csv_line(&event),
-                    Format::JsonLines => json_line(&event),
-                },
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::error!(error = %error, "the event export failed while reading events");
-                    let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
-                    break;
-                }
-            };
-            if sender.send(Ok(Bytes::from(line))).await.is_err() {
-                break;
-            }
-        }
+        let rows = events::stream(&mut conn, &filter);
+        send_rows(&sender, rows, format, csv_line, "events").await;
     });
 
     Ok(download(receiver, format, "events"))
-}
-
-fn json_line(event: &AuditEvent) -> String {
-    let mut line = serde_json::to_string(event).unwrap_or_default();
-    line.push('\n');
-    line
 }
 
 fn csv_line(event: &AuditEvent) -> String {
@@ -504,6 +450,47 @@ fn csv_line(event: &AuditEvent) -> String {
     let mut line = fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(",");
     line.push('\n');
     line
+}
+
+/// Sends `rows` as CSV lines or JSON Lines in chunks of about 64 KiB, and an error that
+/// ends the download when reading fails. Returns when the rows end or the client leaves.
+async fn send_rows<T: serde::Serialize>(
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    mut rows: futures_util::stream::BoxStream<'_, Result<T, sqlx::Error>>,
+    format: Format,
+    csv_line: fn(&T) -> String,
+    what: &str,
+) {
+    use futures_util::TryStreamExt;
+
+    let mut chunk = String::with_capacity(EXPORT_CHUNK + 1024);
+    loop {
+        let row = match rows.try_next().await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                let _ = sender.send(Ok(Bytes::from(chunk))).await;
+                return;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, export = what, "an export failed while reading rows");
+                let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+                return;
+            }
+        };
+        match format {
+            Format::Csv => chunk.push_str(&csv_line(&row)),
+            Format::JsonLines => {
+                chunk.push_str(&serde_json::to_string(&row).unwrap_or_default());
+                chunk.push('\n');
+            }
+        }
+        if chunk.len() >= EXPORT_CHUNK {
+            let full = std::mem::replace(&mut chunk, String::with_capacity(EXPORT_CHUNK + 1024));
+            if sender.send(Ok(Bytes::from(full))).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Quotes a CSV field when it contains a comma, a quote or a line break (RFC 4180).

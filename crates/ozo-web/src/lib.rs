@@ -166,7 +166,7 @@ impl AppState {
         self.inner.metrics.as_ref()
     }
 
-    /// Marks the instance as shutting down: `/readyz` answers 503 from now on.
+    /// Marks the instance as shutting down: `/readyz` returns 503 from now on.
     pub fn start_draining(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
     }
@@ -289,7 +289,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The one line logged for every request, when its response is ready.
+/// Logs the one line of every request, when its response is ready.
 fn log_response(response: &axum::response::Response, latency: std::time::Duration, _span: &tracing::Span) {
     tracing::info!(
         http.status = response.status().as_u16(),

@@ -1,4 +1,4 @@
-//! What the platform asks of a running instance: `/healthz`, `/readyz`, `/metrics`, a
+//! What the platform requires of a running instance: `/healthz`, `/readyz`, `/metrics`, a
 //! request id on every request, and the count and duration of every response.
 
 use std::time::{Duration, Instant};
@@ -38,9 +38,9 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when the database answers, its schema has every migration this
-/// binary knows, every environment has a CA and the instance is not shutting down; 503
-/// otherwise. The body says which check failed.
+/// `GET /readyz`: 200 when the database responds, its schema has every migration this
+/// binary carries, every environment has a CA and the instance is not shutting down; 503
+/// otherwise. The body names the failed check.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let schema = tokio::time::timeout(READINESS_TIMEOUT, ozo_store::schema_state(state.pool())).await;
     let (database, schema_ready, schema_text) = match schema {

@@ -297,7 +297,7 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Polls `/readyz` with a bare HTTP/1.0 request until it answers 200.
+/// Polls `/readyz` with a bare HTTP/1.0 request until it returns 200.
 fn wait_ready(port: u16, limit: Duration) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
