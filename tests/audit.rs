@@ -208,7 +208,17 @@ async fn each_request_has_its_whole_history_on_one_page() {
     };
     let post = |path: String, body: serde_json::Value| {
         let body = body.to_string();
-        curl(&["-X", "POST", "-H", &operator_auth, "-H", "Content-Type: application/json", "--data", &body, &server.url(&path)])
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &operator_auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+            &server.url(&path),
+        ])
     };
     let history = |id: &str| {
         let response = curl(&["-H", &auth, &server.url(&format!("/api/v1/audit/requests/{id}"))]);
@@ -228,7 +238,8 @@ async fn each_request_has_its_whole_history_on_one_page() {
     assert_eq!(issued.status, 201, "{}", issued.body);
     let issued_id = issued.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(server.approve(&[&operator], &issued_id).json()["status"], "issued");
-    let revoked = post(format!("/api/v1/requests/{issued_id}/revoke"), serde_json::json!({ "reason": "keyCompromise" }));
+    let revoked =
+        post(format!("/api/v1/requests/{issued_id}/revoke"), serde_json::json!({ "reason": "keyCompromise" }));
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     // A denied request of another organisation.
     let other_code = server.invitation(&server.inviter(), "Thuiszorg Oost", &["staging"]);
@@ -259,7 +270,8 @@ async fn each_request_has_its_whole_history_on_one_page() {
             "certificate.revocation_confirmed",
         ],
     );
-    let seqs: Vec<i64> = record["events"].as_array().unwrap().iter().map(|event| event["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> =
+        record["events"].as_array().unwrap().iter().map(|event| event["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "chain order: {seqs:?}");
     let logged = curl(&["-H", &auth, &server.url(&format!("/api/v1/events?request={issued_id}"))]).json();
     let mut logged = logged["events"].as_array().unwrap().clone();
@@ -306,6 +318,107 @@ async fn each_request_has_its_whole_history_on_one_page() {
     let search = curl(&["-b", &jar, &server.url("/audit/requests")]);
     assert!(search.body.contains(r#"<option value="Zorggroep De Linde">"#), "{}", search.body);
     assert!(search.body.contains(&format!(r#"href="/audit/requests/{issued_id}""#)));
+
+    drop(server);
+    db.drop_database().await;
+}
+
+/// Uploads queue their event and a background step chains it; every other action, and
+/// every reader of the log, chains what is queued first. Uploads and approvals running
+/// side by side must still give one intact chain in which each request's upload comes
+/// before its approval, and an auditor must see an upload's event at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_events_join_the_chain_in_order() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let operator = server.operator_token("olle", "operator");
+    let auditor = server.operator_token("astrid", "auditor");
+    let auth = format!("Authorization: Bearer {auditor}");
+    let work = tempfile::tempdir().unwrap();
+    let codes: Vec<String> =
+        (0..12).map(|n| server.invitation(&server.inviter(), &format!("Zorg {n}"), &["staging"])).collect();
+    let csrs: Vec<_> = (0..12).map(|n| make_csr(work.path(), &format!("client-{n}"), STAGING_SUBJECT).1).collect();
+
+    // An auditor reads an upload's event right after the upload answers.
+    let base = server.url("");
+    let upload = |n: usize| {
+        let uploaded = curl(&[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", csrs[n].display()),
+            &format!("{base}/api/v1/requests?environment=staging&invitation={}", codes[n]),
+        ]);
+        assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+        uploaded.json()["id"].as_str().unwrap().to_owned()
+    };
+    let approve = |id: &str| {
+        let url = format!("{base}/api/v1/requests/{id}/approve");
+        let approved = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {operator}"), &url]);
+        assert_eq!(approved.json()["status"], "issued", "{}", approved.body);
+    };
+    let first = upload(0);
+    let history = curl(&["-H", &auth, &server.url(&format!("/api/v1/audit/requests/{first}"))]).json();
+    assert_eq!(history["events"][0]["kind"], "request.received", "{history}");
+
+    // Four threads upload; two of them approve each request right away.
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|thread| {
+                let (upload, approve) = (&upload, &approve);
+                scope.spawn(move || {
+                    let mut ids = Vec::new();
+                    for n in (1..12).filter(|n| n % 4 == thread) {
+                        let id = upload(n);
+                        if thread % 2 == 0 {
+                            approve(&id);
+                        }
+                        ids.push(id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect()
+    });
+    assert_eq!(ids.len(), 11);
+
+    // Without any reader, the background step empties the queue.
+    let pool = db.pool().await;
+    let mut queued: i64 = -1;
+    for _ in 0..50 {
+        queued = sqlx::query_scalar("SELECT count(*) FROM event_queue").fetch_one(&pool).await.unwrap();
+        if queued == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(queued, 0, "events still queued after 5 s");
+
+    let received: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'request.received'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(received, 12);
+    let out_of_order: Vec<String> = sqlx::query_scalar(
+        "SELECT approval.request_id::text FROM events approval
+         JOIN events received ON received.request_id = approval.request_id AND received.kind = 'request.received'
+         WHERE approval.kind = 'request.approval_recorded' AND approval.seq < received.seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(out_of_order, Vec::<String>::new());
+    let approvals: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'request.approval_recorded'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(approvals, 5, "threads 0 and 2 approve requests 2, 4, 6, 8 and 10");
+
+    let (intact, text) = verify(&server);
+    assert!(intact, "{text}");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert!(text.contains(&format!("the event chain is intact: {events} events checked")), "{text}");
 
     drop(server);
     db.drop_database().await;

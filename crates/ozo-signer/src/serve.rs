@@ -134,6 +134,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let worker = tokio::spawn(ozo_web::signing::worker(state.clone(), stopped(stop.clone())));
     tokio::spawn(log_chain_head(state.pool().clone()));
     tokio::spawn(sweep_rate_limits(state.pool().clone()));
+    let chainer = tokio::spawn(chain_queued_events(state.pool().clone(), stopped(stop.clone())));
 
     let handle = axum_server::Handle::new();
     let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -169,6 +170,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
             let _ = metrics_server.await;
         }
         let _ = worker.await;
+        let _ = chainer.await;
     })
     .await;
     match finished {
@@ -236,6 +238,7 @@ fn describe_metrics() {
     );
     describe_counter!("ozo_ca_calls_total", "Google CA Service calls by pool, operation and outcome (OK or the status code).");
     describe_gauge!("ozo_audit_chain_length", "Events in the audit hash chain.");
+    describe_gauge!("ozo_audit_events_queued", "Events committed but not yet in the audit hash chain.");
     describe_counter!("ozo_rate_limited_total", "Requests refused with 429, by limit (upload-address, upload-invitation, status-address).");
     describe_gauge!("ozo_build_info", "Always 1, with the version of the running binary as a label.");
     metrics::gauge!("ozo_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -351,6 +354,39 @@ async fn log_chain_head(pool: PgPool) {
             Err(error) => tracing::warn!(error = %error, "failed to read the event chain head"),
         }
         tokio::time::sleep(CHAIN_HEAD_INTERVAL).await;
+    }
+}
+
+/// How often queued events are moved into the chain.
+const CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Moves queued events into the chain every [`CHAIN_INTERVAL`], and once more on the way
+/// out. Every instance runs it; while one holds the chain's lock, the others skip their
+/// turn. A failure is logged once, and again only after a success.
+async fn chain_queued_events(pool: PgPool, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut failing = false;
+    loop {
+        let stopping = tokio::select! {
+            _ = &mut stop => true,
+            _ = tokio::time::sleep(CHAIN_INTERVAL) => false,
+        };
+        let chained = match pool.acquire().await {
+            Ok(mut conn) if stopping => ozo_store::events::chain_queued(&mut conn).await.map(Some),
+            Ok(mut conn) => ozo_store::events::try_chain_queued(&mut conn).await,
+            Err(error) => Err(error),
+        };
+        match chained {
+            Ok(_) => failing = false,
+            Err(error) if !failing => {
+                tracing::warn!(error = %error, "failed to move queued events into the chain; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -39,7 +39,10 @@ pub struct Event {
     pub detail: Value,
 }
 
-/// Appends an event.
+/// Records an event and chains it at once, together with every event queued before it,
+/// so that the log shows it as soon as the transaction commits. The chaining takes the
+/// chain's lock until the transaction ends, so appends take turns: use it for actions
+/// that are rare, and [`queue`] on the upload path.
 #[tracing::instrument(name = "db.append_event", skip(conn, detail))]
 pub async fn append(
     conn: &mut PgConnection,
@@ -48,8 +51,24 @@ pub async fn append(
     kind: &str,
     detail: Value,
 ) -> Result<(), sqlx::Error> {
+    queue(conn, actor, request_id, kind, detail).await?;
+    chain_queued(conn).await?;
+    Ok(())
+}
+
+/// Records an event in the queue, from which [`chain_queued`] moves it into the chain.
+/// The event commits with the transaction, like any other row, without waiting for the
+/// chain's lock.
+#[tracing::instrument(name = "db.queue_event", skip(conn, detail))]
+pub async fn queue(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    request_id: Option<Uuid>,
+    kind: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO events (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO event_queue (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)",
         actor.as_text(),
         request_id,
         kind,
@@ -60,9 +79,26 @@ pub async fn append(
     Ok(())
 }
 
-/// Lists the events of one request, oldest first.
+/// Moves every queued event this transaction can see into the chain, in the order they
+/// were queued, waiting for the chain's lock; returns how many. Readers of the log call
+/// it first, so they see every event that committed before they asked.
+#[tracing::instrument(name = "db.chain_queued_events", skip(conn))]
+pub async fn chain_queued(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    let moved = sqlx::query_scalar!(r#"SELECT chain_queued_events(true) AS "moved!""#).fetch_one(conn).await?;
+    Ok(moved)
+}
+
+/// Like [`chain_queued`], but returns `None` at once when another transaction holds the
+/// chain's lock: that one chains the queue itself. The service's background step uses it.
+#[tracing::instrument(name = "db.try_chain_queued_events", skip(conn))]
+pub async fn try_chain_queued(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT chain_queued_events(false)").fetch_one(conn).await
+}
+
+/// Lists the events of one request, oldest first, after chaining the queue.
 #[tracing::instrument(name = "db.events_for_request", skip(conn))]
 pub async fn for_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<Event>, sqlx::Error> {
+    chain_queued(conn).await?;
     sqlx::query_as!(
         Event,
         "SELECT id, at, actor, kind, detail FROM events WHERE request_id = $1 ORDER BY id",
@@ -82,13 +118,14 @@ pub struct ChainReport {
     pub broken: Option<ozo_domain::audit::ChainBreak>,
 }
 
-/// Walks the whole event chain in order and stops at the first event that breaks it. Rows
-/// are streamed, so memory stays flat however long the log is.
+/// Chains the queue, then walks the whole event chain in order and stops at the first
+/// event that breaks it. Rows are streamed, so memory stays flat however long the log is.
 #[tracing::instrument(name = "db.verify_event_chain", skip(conn))]
 pub async fn verify_chain(conn: &mut PgConnection) -> Result<ChainReport, sqlx::Error> {
     use futures_util::TryStreamExt;
     use ozo_domain::audit::{ChainCheck, ChainEvent};
 
+    chain_queued(conn).await?;
     let mut check = ChainCheck::new();
     let mut rows = sqlx::query!(
         r#"SELECT seq, id, (extract(epoch FROM at) * 1000000)::bigint AS "at_micros!", actor,
@@ -115,9 +152,11 @@ pub async fn verify_chain(conn: &mut PgConnection) -> Result<ChainReport, sqlx::
     Ok(ChainReport { checked: check.checked(), head: check.head(), broken: None })
 }
 
-/// Returns the head of the chain: the place and hash of the last event.
+/// Chains the queue, then returns the head of the chain: the place and hash of the last
+/// event.
 #[tracing::instrument(name = "db.event_chain_head", skip(conn))]
 pub async fn head(conn: &mut PgConnection) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+    chain_queued(conn).await?;
     let row = sqlx::query!("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await?;
     Ok(row.map(|row| (row.seq, row.hash)))
 }
@@ -181,8 +220,8 @@ fn search_query(
     )
 }
 
-/// Finds events newest first, before place `before` in the chain when given, so that a
-/// page continues where the previous one ended.
+/// Chains the queue, then finds events newest first, before place `before` in the chain
+/// when given, so that a page continues where the previous one ended.
 #[tracing::instrument(name = "db.search_events", skip(conn))]
 pub async fn search(
     conn: &mut PgConnection,
@@ -190,12 +229,15 @@ pub async fn search(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    chain_queued(conn).await?;
     search_query(filter, before, Some(limit)).fetch_all(conn).await
 }
 
-/// Lists every event of one request in chain order, with its place and hash.
+/// Chains the queue, then lists every event of one request in chain order, with its
+/// place and hash.
 #[tracing::instrument(name = "db.request_history", skip(conn))]
 pub async fn history(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    chain_queued(conn).await?;
     sqlx::query_as!(
         AuditEvent,
         "SELECT seq, at, actor, request_id, kind, detail, hash FROM events WHERE request_id = $1 ORDER BY seq",
@@ -205,7 +247,8 @@ pub async fn history(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<Au
     .await
 }
 
-/// Streams every event that matches, newest first, for an export.
+/// Streams every event that matches, newest first, for an export. Call [`chain_queued`]
+/// first, so the export holds the events that committed before it started.
 pub fn stream<'c>(
     conn: &'c mut PgConnection,
     filter: &'c EventFilter,

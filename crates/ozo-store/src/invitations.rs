@@ -98,20 +98,3 @@ pub async fn withdraw(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::E
             .await?;
     Ok(updated.rows_affected() == 1)
 }
-
-/// Marks an invitation as used for an environment, if it still may be: not withdrawn,
-/// not expired, for that environment and not used for it yet. Of two concurrent
-/// uploads exactly one gets `true`.
-#[tracing::instrument(name = "db.use_invitation", skip(conn))]
-pub async fn use_for(conn: &mut PgConnection, id: Uuid, environment: &str) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query!(
-        r#"UPDATE invitations SET used_environments = array_append(used_environments, $2)
-           WHERE id = $1 AND withdrawn_at IS NULL AND expires_at > now()
-             AND $2 = ANY (environments) AND NOT ($2 = ANY (used_environments))"#,
-        id,
-        environment,
-    )
-    .execute(conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}

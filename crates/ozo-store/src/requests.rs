@@ -59,6 +59,14 @@ pub struct NewRequest<'a> {
     pub status_token_sha256: Option<&'a [u8]>,
 }
 
+impl NewRequest<'_> {
+    /// The findings as the `findings` column stores them.
+    fn stored_findings(&self) -> Result<serde_json::Value, StoreError> {
+        let findings: Vec<StoredFinding> = self.findings.iter().map(StoredFinding::from).collect();
+        serde_json::to_value(findings).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
 /// A stored request.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRow {
@@ -139,8 +147,7 @@ impl TryFrom<RawRequest> for RequestRow {
 /// [`StoreError::KeyReuse`].
 #[tracing::instrument(name = "db.insert_request", skip_all, fields(request.id = %request.id, environment = request.environment))]
 pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result<(), StoreError> {
-    let findings: Vec<StoredFinding> = request.findings.iter().map(StoredFinding::from).collect();
-    let findings = serde_json::to_value(findings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let findings = request.stored_findings()?;
 
     let result = sqlx::query!(
         r#"INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
@@ -168,19 +175,130 @@ pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result
     }
 }
 
-/// Whether a public key was uploaded together with its private key before.
-#[tracing::instrument(name = "db.is_key_exposed", skip_all)]
-pub async fn is_key_exposed(conn: &mut PgConnection, spki_sha256: &[u8]) -> Result<bool, StoreError> {
-    let exposed = sqlx::query_scalar!(
-        r#"SELECT EXISTS (
-               SELECT 1 FROM requests
-               WHERE spki_sha256 = $1 AND status = 'rejected' AND findings @> '[{"code": "private-key"}]'
-           ) AS "exposed!""#,
-        spki_sha256
+/// What became of an accepted upload.
+#[derive(Debug)]
+pub enum Recorded {
+    /// The request and its `request.received` event were written.
+    Pending(RequestRow),
+    /// The public key was uploaded together with its private key before; nothing was
+    /// written.
+    KeyExposed,
+    /// The public key is on another request; nothing was written.
+    KeyReuse,
+    /// The invitation was used for the environment, withdrawn or expired since it was
+    /// checked; nothing was written.
+    InvitationUnavailable,
+}
+
+/// Records an accepted upload in one statement, so that one round trip and one commit
+/// do it: checks that the key was never exposed, uses up the invitation for the
+/// environment when there is one, inserts the request as pending and queues its
+/// `request.received` event with `event_detail`. Either all of it is written or nothing.
+#[tracing::instrument(name = "db.record_upload", skip_all, fields(request.id = %request.id, environment = request.environment))]
+pub async fn record_upload(
+    conn: &mut PgConnection,
+    request: &NewRequest<'_>,
+    event_detail: serde_json::Value,
+) -> Result<Recorded, StoreError> {
+    let findings = request.stored_findings()?;
+
+    let result = sqlx::query!(
+        r#"WITH exposed AS (
+               SELECT EXISTS (
+                   SELECT 1 FROM requests
+                   WHERE spki_sha256 = $7 AND status = 'rejected' AND findings @> '[{"code": "private-key"}]'
+               ) AS exposed
+           ),
+           used AS (
+               UPDATE invitations SET used_environments = array_append(used_environments, $2)
+               WHERE id = $9 AND NOT (SELECT exposed FROM exposed)
+                 AND withdrawn_at IS NULL AND expires_at > now()
+                 AND $2 = ANY (environments) AND NOT ($2 = ANY (used_environments))
+               RETURNING id
+           ),
+           inserted AS (
+               INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                                     invitation_id, unverified, status_token_sha256)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+               WHERE NOT (SELECT exposed FROM exposed) AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM used))
+               RETURNING id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                         status_reason, invitation_id, unverified, created_at, updated_at
+           ),
+           queued AS (
+               INSERT INTO event_queue (actor, request_id, kind, detail)
+               SELECT 'client', id, 'request.received', $12 FROM inserted
+           )
+           SELECT exposed.exposed AS "exposed!", inserted.id AS "id?", inserted.environment AS "environment?",
+                  inserted.organisation AS "organisation?", inserted.contact AS "contact?",
+                  inserted.status AS "status?", inserted.csr_der, inserted.spki_sha256,
+                  inserted.findings AS "findings?", inserted.status_reason, inserted.invitation_id,
+                  inserted.unverified AS "unverified?", inserted.created_at AS "created_at?",
+                  inserted.updated_at AS "updated_at?"
+           FROM exposed LEFT JOIN inserted ON true"#,
+        request.id,
+        request.environment,
+        request.organisation,
+        request.contact,
+        request.status.as_str(),
+        request.csr_der,
+        request.spki_sha256,
+        findings,
+        request.invitation_id,
+        request.unverified,
+        request.status_token_sha256,
+        event_detail,
     )
     .fetch_one(conn)
-    .await?;
-    Ok(exposed)
+    .await;
+
+    let row = match result {
+        Ok(row) => row,
+        Err(error) if is_unique_violation(&error, "requests_spki_sha256_key") => return Ok(Recorded::KeyReuse),
+        Err(error) => return Err(error.into()),
+    };
+    if row.exposed {
+        return Ok(Recorded::KeyExposed);
+    }
+    let (
+        Some(id),
+        Some(environment),
+        Some(organisation),
+        Some(contact),
+        Some(status),
+        Some(findings),
+        Some(unverified),
+        Some(created_at),
+        Some(updated_at),
+    ) = (
+        row.id,
+        row.environment,
+        row.organisation,
+        row.contact,
+        row.status,
+        row.findings,
+        row.unverified,
+        row.created_at,
+        row.updated_at,
+    )
+    else {
+        return Ok(Recorded::InvitationUnavailable);
+    };
+    let raw = RawRequest {
+        id,
+        environment,
+        organisation,
+        contact,
+        status,
+        csr_der: row.csr_der,
+        spki_sha256: row.spki_sha256,
+        findings,
+        status_reason: row.status_reason,
+        invitation_id: row.invitation_id,
+        unverified,
+        created_at,
+        updated_at,
+    };
+    Ok(Recorded::Pending(raw.try_into()?))
 }
 
 /// Finds a request by id.
@@ -309,11 +427,15 @@ pub async fn next_signing_round(conn: &mut PgConnection, id: Uuid) -> Result<(),
 }
 
 /// Locks a request's row until the transaction ends and returns its status, so that
-/// decisions on one request are taken one after the other.
+/// decisions on one request are taken one after the other. The lock is `FOR NO KEY
+/// UPDATE`: it still lets the chaining step insert events that refer to the request,
+/// which a `FOR UPDATE` lock would block while this transaction waits for the chain's
+/// lock, a deadlock.
 #[tracing::instrument(name = "db.lock_request", skip(conn))]
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestStatus>, StoreError> {
-    let status =
-        sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1 FOR UPDATE", id).fetch_optional(conn).await?;
+    let status = sqlx::query_scalar!("SELECT status FROM requests WHERE id = $1 FOR NO KEY UPDATE", id)
+        .fetch_optional(conn)
+        .await?;
     status.map(|status| status.parse().map_err(|e| StoreError::Corrupt(format!("request {id}: {e}")))).transpose()
 }
 

@@ -15,6 +15,8 @@ pub struct Gauges {
     pub expiring: BTreeMap<String, i64>,
     /// Events in the audit chain.
     pub chain_length: i64,
+    /// Events committed but not yet chained.
+    pub events_queued: i64,
 }
 
 /// Reads the gauges; `expiring_days` sets the window of the expiring certificates.
@@ -40,8 +42,9 @@ pub async fn gauges(conn: &mut PgConnection, expiring_days: i64) -> Result<Gauge
     .into_iter()
     .map(|row| (row.environment, row.count))
     .collect();
-    let chain_length = sqlx::query_scalar!(r#"SELECT coalesce(max(seq), 0) AS "length!" FROM events"#)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(Gauges { pending, expiring, chain_length })
+    let chain_length =
+        sqlx::query_scalar!(r#"SELECT coalesce(max(seq), 0) AS "length!" FROM events"#).fetch_one(&mut *conn).await?;
+    let events_queued =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM event_queue"#).fetch_one(&mut *conn).await?;
+    Ok(Gauges { pending, expiring, chain_length, events_queued })
 }

@@ -430,6 +430,11 @@ fn export(state: AppState, query: AuditQuery) -> Result<Response, ApiError> {
                 return;
             }
         };
+        if let Err(error) = events::chain_queued(&mut conn).await {
+            tracing::error!(error = %error, "the event export failed to chain the queued events");
+            let _ = sender.send(Err(std::io::Error::other("the export failed"))).await;
+            return;
+        }
         let rows = events::stream(&mut conn, &filter);
         send_rows(&sender, rows, format, csv_line, "events").await;
     });

@@ -8,7 +8,7 @@ use ozo_store::certificates::CertificateRow;
 use ozo_store::events::{self, Actor};
 use ozo_store::invitations;
 use ozo_store::jobs;
-use ozo_store::requests::{self, NewRequest, RequestRow, Transition};
+use ozo_store::requests::{self, NewRequest, Recorded, RequestRow, Transition};
 use ozo_store::StoreError;
 use serde::Serialize;
 use serde_json::json;
@@ -103,19 +103,12 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
         }
     };
 
-    let mut tx = state.pool().begin().await?;
-    if requests::is_key_exposed(&mut tx, &csr.spki_sha256()).await? {
-        drop(tx);
-        let mut findings = csr.warnings().to_vec();
-        findings.insert(0, Finding::exposed_key());
-        let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-        return Err(
-            record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await
-        );
-    }
     let status_token = crate::auth::random_secret();
-    let inserted = requests::insert(
-        &mut tx,
+    let warnings: Vec<&str> = csr.warnings().iter().map(|f| f.code.as_str()).collect();
+    let detail = json!({ "warnings": warnings, "invitation": origin.invitation_id, "unverified": origin.unverified });
+    let mut conn = state.pool().acquire().await?;
+    let recorded = requests::record_upload(
+        &mut conn,
         &NewRequest {
             id,
             environment: environment_name,
@@ -129,37 +122,31 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
             unverified: origin.unverified,
             status_token_sha256: Some(&crate::auth::secret_sha256(&status_token)),
         },
+        detail,
     )
-    .await;
-    match inserted {
-        Ok(()) => {}
-        Err(StoreError::KeyReuse) => {
-            drop(tx);
-            let mut findings = csr.warnings().to_vec();
-            findings.insert(0, Finding::key_reuse());
-            let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
-            return Err(
-                record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await
-            );
+    .await?;
+    drop(conn);
+
+    let refusal = match recorded {
+        Recorded::Pending(row) => {
+            tracing::info!(request.id = %id, environment = environment_name, "accepted a CSR upload");
+            return Ok(Uploaded { row, status_token });
         }
-        Err(error) => return Err(error.into()),
-    }
-    if let Some(invitation_id) = origin.invitation_id {
-        if !invitations::use_for(&mut tx, invitation_id, environment_name).await? {
-            // Another upload used the invitation since it was checked above.
+        Recorded::KeyExposed => Finding::exposed_key(),
+        Recorded::KeyReuse => Finding::key_reuse(),
+        Recorded::InvitationUnavailable => {
+            // Another upload used the invitation since it was checked above, or it was
+            // withdrawn or expired meanwhile.
             return Err(ApiError::Invitation(Text::new(
-                format!("This invitation was already used for a {environment_name} request."),
-                format!("Deze uitnodiging is al gebruikt voor een aanvraag voor {environment_name}."),
+                format!("This invitation can no longer be used for a {environment_name} request: it was used, withdrawn or expired just now."),
+                format!("Deze uitnodiging kan niet meer worden gebruikt voor een aanvraag voor {environment_name}: ze is zojuist gebruikt, ingetrokken of verlopen."),
             )));
         }
-    }
-    let warnings: Vec<&str> = csr.warnings().iter().map(|f| f.code.as_str()).collect();
-    let detail = json!({ "warnings": warnings, "invitation": origin.invitation_id, "unverified": origin.unverified });
-    events::append(&mut tx, &Actor::Client, Some(id), "request.received", detail).await?;
-    tx.commit().await?;
-
-    tracing::info!(request.id = %id, environment = environment_name, "accepted a CSR upload");
-    Ok(Uploaded { row: load_request(state, id).await?, status_token })
+    };
+    let mut findings = csr.warnings().to_vec();
+    findings.insert(0, refusal);
+    let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
+    Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await)
 }
 
 /// The origin of an upload: an invitation, or none (unverified).
@@ -206,7 +193,7 @@ async fn record_rejection(
         )
         .await?;
         let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
-        events::append(
+        events::queue(
             &mut tx,
             &Actor::Client,
             Some(id),

@@ -113,6 +113,7 @@ async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
         metrics::gauge!("ozo_certificates_expiring_30d", "environment" => name.to_owned()).set(expiring as f64);
     }
     metrics::gauge!("ozo_audit_chain_length").set(gauges.chain_length as f64);
+    metrics::gauge!("ozo_audit_events_queued").set(gauges.events_queued as f64);
     Ok(())
 }
 
@@ -142,7 +143,6 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
     let status = response.status().as_u16().to_string();
     metrics::histogram!("ozo_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("ozo_http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    metrics::counter!("ozo_http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
     response
 }
