@@ -406,3 +406,48 @@ async fn sigterm_lets_requests_in_flight_finish() {
     drop(server);
     db.drop_database().await;
 }
+
+#[test]
+fn config_check_names_misplaced_top_level_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let environment = r#"
+[environments.staging]
+common_name = "connect.zorgverband.nl"
+organization = "OZOverbindzorg"
+[environments.staging.ca]
+backend = "local"
+"#;
+    let under_tls = format!(
+        "[tls]\ncertificate_chain = \"server.pem\"\nprivate_key = \"server-key.pem\"\nlog_format = \"json\"\n{environment}"
+    );
+    let under_environment =
+        environment.replace("[environments.staging]\n", "[environments.staging]\nlog_format = \"json\"\n");
+    let cases = [("tls", under_tls.as_str()), ("environments.staging", under_environment.as_str())];
+    for (section, config) in cases {
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let checked = Command::new(binary())
+            .args(["config", "check", "--config", "config.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let error = String::from_utf8_lossy(&checked.stderr);
+        assert_eq!(checked.status.code(), Some(2), "{section}: {error}");
+        assert!(error.contains(&format!("{section}.log_format: ")), "{section}: {error}");
+        assert!(
+            error.contains("the key log_format is a top-level key; move it above the first [section]"),
+            "{section}: {error}"
+        );
+        assert!(error.contains(&format!("here [{section}]")), "{section}: {error}");
+        assert!(!error.contains("unknown field"), "{section}: {error}");
+    }
+
+    // The same key above the first section is valid.
+    let valid = format!("log_format = \"json\"\n{environment}");
+    std::fs::write(dir.path().join("config.toml"), valid).unwrap();
+    let checked = Command::new(binary())
+        .args(["config", "check", "--config", "config.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+}
