@@ -407,6 +407,75 @@ async fn sigterm_lets_requests_in_flight_finish() {
     db.drop_database().await;
 }
 
+/// Waits until the server has logged a line for which `found` holds, and returns every
+/// line up to it as JSON.
+fn log_until(server: &TestServer, found: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for line in server.log_lines() {
+            let value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let done = found(&value);
+            lines.push(value);
+            if done {
+                return lines;
+            }
+        }
+        assert!(Instant::now() < deadline, "the expected line was not logged; log so far:\n{lines:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_are_not_logged_at_info() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let probes = ["/healthz", "/readyz", "/metrics"];
+    for _ in 0..3 {
+        for path in probes {
+            assert_eq!(curl(&[&server.url(path)]).status, 200, "{path}");
+        }
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+    let upload = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url("/api/v1/requests?environment=staging"),
+    ]);
+    assert_eq!(upload.status, 403, "an upload without an invitation: {}", upload.body);
+
+    let finished =
+        |line: &serde_json::Value, path: &str| line["message"] == "request finished" && line["http.path"] == path;
+    let lines = log_until(&server, |line| finished(line, "/api/v1/requests"));
+    for path in probes {
+        let logged: Vec<_> = lines.iter().filter(|line| finished(line, path)).collect();
+        assert!(logged.is_empty(), "{path} was logged: {logged:#?}");
+    }
+    let uploaded = lines.iter().find(|line| finished(line, "/api/v1/requests")).unwrap();
+    assert_eq!(uploaded["level"], "INFO");
+    assert_eq!(uploaded["http.status"], 403);
+
+    // A failing probe is still logged: /readyz returns 503 once the schema falls behind.
+    let pool = db.pool().await;
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(curl(&[&server.url("/readyz")]).status, 503);
+    let lines = log_until(&server, |line| finished(line, "/readyz"));
+    let not_ready = lines.last().unwrap();
+    assert_eq!(not_ready["http.status"], 503);
+    assert_eq!(not_ready["level"], "INFO");
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+}
+
 #[test]
 fn config_check_names_misplaced_top_level_key() {
     let dir = tempfile::tempdir().unwrap();
