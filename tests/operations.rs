@@ -407,6 +407,43 @@ async fn sigterm_lets_requests_in_flight_finish() {
     db.drop_database().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_start_at_zero() {
+    use ozo_domain::FindingCode;
+
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+
+    let metrics = curl(&[&server.url("/metrics")]);
+    assert_eq!(metrics.status, 200);
+    let text = &metrics.body;
+    let value = |series: &str| sample(text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+
+    // The built-in configuration has the environments staging and production.
+    for environment in ["staging", "production"] {
+        for code in FindingCode::ALL {
+            let series = format!(r#"ozo_csr_rejections_total{{environment="{environment}",reason="{code}"}}"#);
+            assert_eq!(value(&series), 0.0, "{series}");
+        }
+    }
+    let rejection_series = text.lines().filter(|line| line.starts_with("ozo_csr_rejections_total{")).count();
+    assert_eq!(rejection_series, 2 * FindingCode::ALL.len(), "{text}");
+
+    for action in ["issue", "revoke"] {
+        for outcome in ["done", "retry", "failed", "gone"] {
+            let series = format!(r#"ozo_signing_attempts_total{{action="{action}",outcome="{outcome}"}}"#);
+            assert_eq!(value(&series), 0.0, "{series}");
+        }
+    }
+    for scope in ["upload-address", "upload-invitation", "status-address"] {
+        assert_eq!(value(&format!(r#"ozo_rate_limited_total{{scope="{scope}"}}"#)), 0.0, "{scope}");
+    }
+    assert_eq!(value("ozo_metrics_gauge_errors_total"), 0.0);
+
+    drop(server);
+    db.drop_database().await;
+}
+
 /// Waits until the server has logged a line for which `found` holds, and returns every
 /// line up to it as JSON.
 fn log_until(server: &TestServer, found: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {

@@ -153,12 +153,15 @@ impl AppState {
         }
     }
 
-    /// Serves `/metrics` with `renderer`. Only a state that is not yet shared can take it.
+    /// Serves `/metrics` with `renderer`, and starts every counter series with a known
+    /// label set at zero in the process's recorder. Only a state that is not yet shared
+    /// can take it.
     pub fn with_metrics(mut self, renderer: MetricsRenderer) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.metrics = Some(renderer),
             None => tracing::error!("metrics were set on a state already in use; /metrics stays off"),
         }
+        ops::start_counters_at_zero(&self);
         self
     }
 
@@ -193,6 +196,15 @@ impl AppState {
 
     fn settings(&self) -> &WebSettings {
         &self.inner.settings
+    }
+
+    /// The `scope` label of each rate limit.
+    fn rate_limit_scopes(&self) -> [&'static str; 3] {
+        [
+            self.inner.upload_limit_by_address.scope(),
+            self.inner.upload_limit_by_invitation.scope(),
+            self.inner.status_limit_by_address.scope(),
+        ]
     }
 
     fn environment_names(&self) -> Vec<&str> {

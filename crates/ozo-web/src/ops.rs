@@ -101,6 +101,36 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
+/// Registers each series of the counters whose label values come from a fixed set, at
+/// zero, so that every series exists from the first scrape and `rate()` and
+/// `increase()` see its first increment. Counters labelled with a route, an HTTP status
+/// or a CA's status code start at their first event.
+pub(crate) fn start_counters_at_zero(state: &AppState) {
+    use ozo_domain::FindingCode;
+    use ozo_store::jobs::JobAction;
+
+    // A validation finding of any code can reject an upload, and a key-reuse finding
+    // comes from the store.
+    for runtime in state.environments() {
+        for code in FindingCode::ALL {
+            let environment = runtime.environment.name.to_string();
+            metrics::counter!("ozo_csr_rejections_total", "environment" => environment, "reason" => code.as_str())
+                .increment(0);
+        }
+    }
+
+    for action in JobAction::ALL {
+        for outcome in crate::signing::OUTCOME_LABELS {
+            metrics::counter!("ozo_signing_attempts_total", "action" => action.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for scope in state.rate_limit_scopes() {
+        metrics::counter!("ozo_rate_limited_total", "scope" => scope).increment(0);
+    }
+    metrics::counter!("ozo_metrics_gauge_errors_total").increment(0);
+}
+
 async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     let mut conn = state.pool().acquire().await?;
     let gauges = ozo_store::stats::gauges(&mut conn, EXPIRING_DAYS).await?;
