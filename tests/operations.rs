@@ -426,8 +426,9 @@ async fn counters_start_at_zero() {
             assert_eq!(value(&series), 0.0, "{series}");
         }
     }
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="unknown",reason="too-large"}"#), 0.0);
     let rejection_series = text.lines().filter(|line| line.starts_with("ozo_csr_rejections_total{")).count();
-    assert_eq!(rejection_series, 2 * FindingCode::ALL.len(), "{text}");
+    assert_eq!(rejection_series, 2 * FindingCode::ALL.len() + 1, "{text}");
 
     for action in ["issue", "revoke"] {
         for outcome in ["done", "retry", "failed", "gone"] {
@@ -439,6 +440,58 @@ async fn counters_start_at_zero() {
         assert_eq!(value(&format!(r#"ozo_rate_limited_total{{scope="{scope}"}}"#)), 0.0, "{scope}");
     }
     assert_eq!(value("ozo_metrics_gauge_errors_total"), 0.0);
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_uploads_count_as_rejections() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let work = tempfile::tempdir().unwrap();
+    // Larger than the 64 KiB that any route reads.
+    let big = work.path().join("big.csr");
+    std::fs::write(&big, "A".repeat(100 * 1024)).unwrap();
+    let big_file = format!("@{}", big.display());
+
+    // A raw upload names its environment in the query.
+    let raw = curl(&["-X", "POST", "--data-binary", &big_file, &server.url("/api/v1/requests?environment=staging")]);
+    assert_eq!(raw.status, 413, "{}", raw.body);
+    // A JSON upload names it in the body, which is not read.
+    let json = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &big_file,
+        &server.url("/api/v1/requests"),
+    ]);
+    assert_eq!(json.status, 413, "{}", json.body);
+    // An environment that is not configured must not become a label.
+    let unconfigured =
+        curl(&["-X", "POST", "--data-binary", &big_file, &server.url("/api/v1/requests?environment=no-such-env")]);
+    assert_eq!(unconfigured.status, 413, "{}", unconfigured.body);
+    // The upload page's form sends the environment before the file.
+    let page = curl(&[
+        "-F",
+        "invitation=ABCD-EFGH",
+        "-F",
+        "environment=production",
+        "-F",
+        &format!("csr_file={big_file}"),
+        &server.url("/upload"),
+    ]);
+    assert_eq!(page.status, 413, "{}", page.body);
+
+    let metrics = curl(&[&server.url("/metrics")]);
+    let text = &metrics.body;
+    let value = |series: &str| sample(text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="staging",reason="too-large"}"#), 1.0);
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="production",reason="too-large"}"#), 1.0);
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="unknown",reason="too-large"}"#), 2.0);
+    assert!(!text.contains("no-such-env"), "a requested environment name is a label:\n{text}");
 
     drop(server);
     db.drop_database().await;

@@ -101,6 +101,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The `environment` label of a rejection whose environment is not known or not
+/// configured, so that no client input becomes a label value.
+const UNKNOWN_ENVIRONMENT: &str = "unknown";
+
 /// Registers each series of the counters whose label values come from a fixed set, at
 /// zero, so that every series exists from the first scrape and `rate()` and
 /// `increase()` see its first increment. Counters labelled with a route, an HTTP status
@@ -110,7 +114,8 @@ pub(crate) fn start_counters_at_zero(state: &AppState) {
     use ozo_store::jobs::JobAction;
 
     // A validation finding of any code can reject an upload, and a key-reuse finding
-    // comes from the store.
+    // comes from the store. Uploads rejected with 413 count as too-large, also under
+    // the unknown environment.
     for runtime in state.environments() {
         for code in FindingCode::ALL {
             let environment = runtime.environment.name.to_string();
@@ -118,6 +123,9 @@ pub(crate) fn start_counters_at_zero(state: &AppState) {
                 .increment(0);
         }
     }
+    let too_large = FindingCode::TooLarge.as_str();
+    metrics::counter!("ozo_csr_rejections_total", "environment" => UNKNOWN_ENVIRONMENT, "reason" => too_large)
+        .increment(0);
 
     for action in JobAction::ALL {
         for outcome in crate::signing::OUTCOME_LABELS {
@@ -129,6 +137,24 @@ pub(crate) fn start_counters_at_zero(state: &AppState) {
         metrics::counter!("ozo_rate_limited_total", "scope" => scope).increment(0);
     }
     metrics::counter!("ozo_metrics_gauge_errors_total").increment(0);
+}
+
+/// Counts an upload rejected with 413 in `ozo_csr_rejections_total` with the reason
+/// too-large. `requested_environment` becomes the label only when it names a configured
+/// environment. An upload whose environment is in the body that was too large to read
+/// counts as unknown.
+pub(crate) fn count_oversized_upload(state: &AppState, requested_environment: Option<&str>) {
+    let environment = requested_environment
+        .and_then(|name| state.environment(name.trim()))
+        .map_or(UNKNOWN_ENVIRONMENT, |runtime| runtime.environment.name.as_str());
+    tracing::info!(
+        environment,
+        max_body_bytes = crate::MAX_BODY_BYTES,
+        "rejected an upload larger than the body limit"
+    );
+    let reason = ozo_domain::FindingCode::TooLarge.as_str();
+    metrics::counter!("ozo_csr_rejections_total", "environment" => environment.to_owned(), "reason" => reason)
+        .increment(1);
 }
 
 async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
