@@ -406,3 +406,207 @@ async fn sigterm_lets_requests_in_flight_finish() {
     drop(server);
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_start_at_zero() {
+    use ozo_domain::FindingCode;
+
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+
+    let metrics = curl(&[&server.url("/metrics")]);
+    assert_eq!(metrics.status, 200);
+    let text = &metrics.body;
+    let value = |series: &str| sample(text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+
+    // The built-in configuration has the environments staging and production.
+    for environment in ["staging", "production"] {
+        for code in FindingCode::ALL {
+            let series = format!(r#"ozo_csr_rejections_total{{environment="{environment}",reason="{code}"}}"#);
+            assert_eq!(value(&series), 0.0, "{series}");
+        }
+    }
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="unknown",reason="too-large"}"#), 0.0);
+    let rejection_series = text.lines().filter(|line| line.starts_with("ozo_csr_rejections_total{")).count();
+    assert_eq!(rejection_series, 2 * FindingCode::ALL.len() + 1, "{text}");
+
+    for action in ["issue", "revoke"] {
+        for outcome in ["done", "retry", "failed", "gone"] {
+            let series = format!(r#"ozo_signing_attempts_total{{action="{action}",outcome="{outcome}"}}"#);
+            assert_eq!(value(&series), 0.0, "{series}");
+        }
+    }
+    for scope in ["upload-address", "upload-invitation", "status-address"] {
+        assert_eq!(value(&format!(r#"ozo_rate_limited_total{{scope="{scope}"}}"#)), 0.0, "{scope}");
+    }
+    assert_eq!(value("ozo_metrics_gauge_errors_total"), 0.0);
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_uploads_count_as_rejections() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let work = tempfile::tempdir().unwrap();
+    // Larger than the 64 KiB that any route reads.
+    let big = work.path().join("big.csr");
+    std::fs::write(&big, "A".repeat(100 * 1024)).unwrap();
+    let big_file = format!("@{}", big.display());
+
+    // A raw upload names its environment in the query.
+    let raw = curl(&["-X", "POST", "--data-binary", &big_file, &server.url("/api/v1/requests?environment=staging")]);
+    assert_eq!(raw.status, 413, "{}", raw.body);
+    // A JSON upload names it in the body, which is not read.
+    let json = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &big_file,
+        &server.url("/api/v1/requests"),
+    ]);
+    assert_eq!(json.status, 413, "{}", json.body);
+    // An environment that is not configured must not become a label.
+    let unconfigured =
+        curl(&["-X", "POST", "--data-binary", &big_file, &server.url("/api/v1/requests?environment=no-such-env")]);
+    assert_eq!(unconfigured.status, 413, "{}", unconfigured.body);
+    // The upload page's form sends the environment before the file.
+    let page = curl(&[
+        "-F",
+        "invitation=ABCD-EFGH",
+        "-F",
+        "environment=production",
+        "-F",
+        &format!("csr_file={big_file}"),
+        &server.url("/upload"),
+    ]);
+    assert_eq!(page.status, 413, "{}", page.body);
+
+    let metrics = curl(&[&server.url("/metrics")]);
+    let text = &metrics.body;
+    let value = |series: &str| sample(text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="staging",reason="too-large"}"#), 1.0);
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="production",reason="too-large"}"#), 1.0);
+    assert_eq!(value(r#"ozo_csr_rejections_total{environment="unknown",reason="too-large"}"#), 2.0);
+    assert!(!text.contains("no-such-env"), "a requested environment name is a label:\n{text}");
+
+    drop(server);
+    db.drop_database().await;
+}
+
+/// Waits until the server has logged a line for which `found` holds, and returns every
+/// line up to it as JSON.
+fn log_until(server: &TestServer, found: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for line in server.log_lines() {
+            let value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let done = found(&value);
+            lines.push(value);
+            if done {
+                return lines;
+            }
+        }
+        assert!(Instant::now() < deadline, "the expected line was not logged; log so far:\n{lines:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_are_not_logged_at_info() {
+    let db = TestDb::create().await;
+    let server = TestServer::start(&db.url);
+    let probes = ["/healthz", "/readyz", "/metrics"];
+    for _ in 0..3 {
+        for path in probes {
+            assert_eq!(curl(&[&server.url(path)]).status, 200, "{path}");
+        }
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (_, csr) = make_csr(work.path(), "client", STAGING_SUBJECT);
+    let upload = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", csr.display()),
+        &server.url("/api/v1/requests?environment=staging"),
+    ]);
+    assert_eq!(upload.status, 403, "an upload without an invitation: {}", upload.body);
+
+    let finished =
+        |line: &serde_json::Value, path: &str| line["message"] == "request finished" && line["http.path"] == path;
+    let lines = log_until(&server, |line| finished(line, "/api/v1/requests"));
+    for path in probes {
+        let logged: Vec<_> = lines.iter().filter(|line| finished(line, path)).collect();
+        assert!(logged.is_empty(), "{path} was logged: {logged:#?}");
+    }
+    let uploaded = lines.iter().find(|line| finished(line, "/api/v1/requests")).unwrap();
+    assert_eq!(uploaded["level"], "INFO");
+    assert_eq!(uploaded["http.status"], 403);
+
+    // A failing probe is still logged: /readyz returns 503 once the schema falls behind.
+    let pool = db.pool().await;
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(curl(&[&server.url("/readyz")]).status, 503);
+    let lines = log_until(&server, |line| finished(line, "/readyz"));
+    let not_ready = lines.last().unwrap();
+    assert_eq!(not_ready["http.status"], 503);
+    assert_eq!(not_ready["level"], "INFO");
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+}
+
+#[test]
+fn config_check_names_misplaced_top_level_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let environment = r#"
+[environments.staging]
+common_name = "connect.zorgverband.nl"
+organization = "OZOverbindzorg"
+[environments.staging.ca]
+backend = "local"
+"#;
+    let under_tls = format!(
+        "[tls]\ncertificate_chain = \"server.pem\"\nprivate_key = \"server-key.pem\"\nlog_format = \"json\"\n{environment}"
+    );
+    let under_environment =
+        environment.replace("[environments.staging]\n", "[environments.staging]\nlog_format = \"json\"\n");
+    let cases = [("tls", under_tls.as_str()), ("environments.staging", under_environment.as_str())];
+    for (section, config) in cases {
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let checked = Command::new(binary())
+            .args(["config", "check", "--config", "config.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let error = String::from_utf8_lossy(&checked.stderr);
+        assert_eq!(checked.status.code(), Some(2), "{section}: {error}");
+        assert!(error.contains(&format!("{section}.log_format: ")), "{section}: {error}");
+        assert!(
+            error.contains("the key log_format is a top-level key; move it above the first [section]"),
+            "{section}: {error}"
+        );
+        assert!(error.contains(&format!("here [{section}]")), "{section}: {error}");
+        assert!(!error.contains("unknown field"), "{section}: {error}");
+    }
+
+    // The same key above the first section is valid.
+    let valid = format!("log_format = \"json\"\n{environment}");
+    std::fs::write(dir.path().join("config.toml"), valid).unwrap();
+    let checked = Command::new(binary())
+        .args(["config", "check", "--config", "config.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+}

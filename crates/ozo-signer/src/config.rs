@@ -308,6 +308,45 @@ impl GoogleCasConfig {
     }
 }
 
+/// The keys of [`Config`]. TOML reads them as top-level keys only above the first
+/// `[section]` header.
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "data_dir",
+    "listen",
+    "database_url",
+    "secure_cookies",
+    "rate_limits",
+    "log_format",
+    "metrics_listen",
+    "shutdown_grace_seconds",
+    "tls",
+    "environments",
+];
+
+/// Finds a top-level key such as `log_format = "json"` written below a `[section]`
+/// header, where TOML reads it as a key of that section, and returns an error message
+/// that names the key and the section and tells where to move the key. Returns `None` when the text is not valid TOML or has no
+/// such key. Only values that are not tables count, because `[environments.NAME]` may
+/// use any name, such as `listen`.
+fn misplaced_top_level_key(text: &str) -> Option<String> {
+    let root: toml::Table = toml::from_str(text).ok()?;
+    let mut sections: Vec<(String, &toml::Table)> =
+        root.iter().filter_map(|(key, value)| Some((key.clone(), value.as_table()?))).collect();
+    while let Some((path, section)) = sections.pop() {
+        for (key, value) in section {
+            if let Some(nested) = value.as_table() {
+                sections.push((format!("{path}.{key}"), nested));
+            } else if TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                return Some(format!(
+                    "{path}.{key}: the key {key} is a top-level key; move it above the first [section]. \
+                     TOML reads a key written below a [section] header as part of that section, here [{path}]"
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -363,7 +402,13 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text)?;
+        let config: Config = match toml::from_str(text) {
+            Ok(config) => config,
+            Err(error) => match misplaced_top_level_key(text) {
+                Some(message) => bail!("{message}"),
+                None => return Err(error.into()),
+            },
+        };
         config.check()?;
         Ok(config)
     }
@@ -495,6 +540,47 @@ mod tests {
         let error = format!("{:#}", Config::parse(&text).unwrap_err());
         assert!(error.contains("lifetime"), "{error}");
         assert!(error.contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn top_level_keys_are_the_config_fields() {
+        let error = format!("{:#}", Config::parse("not_a_key = 1").unwrap_err());
+        let (_, expected) = error.split_once("expected one of ").unwrap_or_else(|| panic!("{error}"));
+        let fields: Vec<&str> = expected.split(", ").map(|field| field.trim().trim_matches('`')).collect();
+        assert_eq!(fields, TOP_LEVEL_KEYS, "{error}");
+    }
+
+    #[test]
+    fn top_level_key_in_a_section_is_named() {
+        let key_line = "log_format = \"json\"\n";
+        let example = EXAMPLE.replace(key_line, "");
+        let cases = [
+            ("[rate_limits]\n", "rate_limits"),
+            ("[environments.staging]\n", "environments.staging"),
+            ("[environments.production.ca]\n", "environments.production.ca"),
+        ];
+        for (header, section) in cases {
+            assert!(example.contains(header), "{header}");
+            let text = example.replacen(header, &format!("{header}{key_line}"), 1);
+            let error = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(error.starts_with(&format!("{section}.log_format: ")), "{section}: {error}");
+            assert!(
+                error.contains("the key log_format is a top-level key; move it above the first [section]"),
+                "{section}: {error}"
+            );
+            assert!(error.contains(&format!("here [{section}]")), "{section}: {error}");
+        }
+
+        let environments_table = format!("{example}\n[environments]\n{key_line}");
+        let error = format!("{:#}", Config::parse(&environments_table).unwrap_err());
+        assert!(error.starts_with("environments.log_format: the key log_format is a top-level key"), "{error}");
+    }
+
+    #[test]
+    fn environment_named_listen_is_valid() {
+        let text = EXAMPLE.replace("[environments.staging", "[environments.listen");
+        let config = Config::parse(&text).unwrap();
+        assert!(config.environments.contains_key("listen"));
     }
 
     #[test]

@@ -221,7 +221,11 @@ fn describe_metrics() {
         Unit::Seconds,
         "Time to answer an HTTP request, by method and route pattern."
     );
-    describe_counter!("ozo_csr_rejections_total", "Uploaded CSRs that validation rejected, by environment and finding code.");
+    describe_counter!(
+        "ozo_csr_rejections_total",
+        "Uploaded CSRs that validation rejected, by environment and finding code, and uploads rejected with 413 \
+         as too-large, with environment unknown when the unread body named it."
+    );
     describe_gauge!("ozo_requests_pending", "Requests waiting for approval, by environment.");
     describe_gauge!(
         "ozo_certificates_expiring_30d",

@@ -13,6 +13,8 @@ pub enum JobAction {
 }
 
 impl JobAction {
+    pub const ALL: [JobAction; 2] = [JobAction::Issue, JobAction::Revoke];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobAction::Issue => "issue",

@@ -70,7 +70,12 @@ async fn create_request(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            // A raw PEM or DER upload names its environment in the query; a JSON upload
+            // names it in the body that was not read.
+            crate::ops::count_oversized_upload(&state, Some(&query.environment));
+            ApiError::PayloadTooLarge
+        }
         _ => ApiError::BadRequest(Text::new(
             format!("The request body could not be read: {rejection}."),
             format!("De body van het verzoek kon niet worden gelezen: {rejection}."),

@@ -177,8 +177,9 @@ async fn apply_invitation(
     Ok(())
 }
 
-async fn read_form(mut multipart: Multipart) -> Result<UploadForm, ApiError> {
-    let mut form = UploadForm::default();
+/// Reads the upload form's fields into `form`. On an error, `form` keeps the fields read
+/// before it; browsers send them in the form's order, with the environment before the CSR.
+async fn read_form(mut multipart: Multipart, form: &mut UploadForm) -> Result<(), ApiError> {
     let unreadable = |error: axum::extract::multipart::MultipartError| {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -203,7 +204,7 @@ async fn read_form(mut multipart: Multipart) -> Result<UploadForm, ApiError> {
             _ => {}
         }
     }
-    Ok(form)
+    Ok(())
 }
 
 async fn upload(
@@ -212,7 +213,13 @@ async fn upload(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let form = read_form(multipart).await?;
+    let mut form = UploadForm::default();
+    if let Err(error) = read_form(multipart, &mut form).await {
+        if let ApiError::PayloadTooLarge = error {
+            crate::ops::count_oversized_upload(&state, Some(&form.environment));
+        }
+        return Err(error);
+    }
     let mut page = upload_page(&state, lang, &form);
     apply_invitation(&state, lang, &mut page, &form.invitation).await?;
     if let Err(error) = state.limit_upload(client.ip(), Some(&form.invitation)).await {

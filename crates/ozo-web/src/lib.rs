@@ -153,12 +153,15 @@ impl AppState {
         }
     }
 
-    /// Serves `/metrics` with `renderer`. Only a state that is not yet shared can take it.
+    /// Serves `/metrics` with `renderer`, and starts every counter series with a known
+    /// label set at zero in the process's recorder. Only a state that is not yet shared
+    /// can take it.
     pub fn with_metrics(mut self, renderer: MetricsRenderer) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.metrics = Some(renderer),
             None => tracing::error!("metrics were set on a state already in use; /metrics stays off"),
         }
+        ops::start_counters_at_zero(&self);
         self
     }
 
@@ -193,6 +196,15 @@ impl AppState {
 
     fn settings(&self) -> &WebSettings {
         &self.inner.settings
+    }
+
+    /// The `scope` label of each rate limit.
+    fn rate_limit_scopes(&self) -> [&'static str; 3] {
+        [
+            self.inner.upload_limit_by_address.scope(),
+            self.inner.upload_limit_by_invitation.scope(),
+            self.inner.status_limit_by_address.scope(),
+        ]
     }
 
     fn environment_names(&self) -> Vec<&str> {
@@ -277,11 +289,13 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(tower::util::option_layer(hsts))
         .layer(axum::middleware::from_fn(ops::track))
+        // Inside the trace layer, so that the line is written in the request's span.
+        .layer(axum::middleware::from_fn(log_finished_request))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(log_response)
+                .on_response(())
                 // A failed request is logged once, where its error is handled.
                 .on_failure(()),
         )
@@ -289,13 +303,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Logs the one line of every request, when its response is ready.
-fn log_response(response: &axum::response::Response, latency: std::time::Duration, _span: &tracing::Span) {
-    tracing::info!(
-        http.status = response.status().as_u16(),
-        http.latency_ms = (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0,
-        "request finished"
-    );
+/// The paths that load balancers and Prometheus request every few seconds.
+const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Logs the one line of every request, when its response is ready. A probe's line is
+/// at DEBUG unless its status is 500 or higher, so that a scrape every few seconds does
+/// not fill the log at the default level.
+async fn log_finished_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let is_probe = PROBE_PATHS.contains(&request.uri().path());
+    let started = std::time::Instant::now();
+
+    let response = next.run(request).await;
+
+    let status = response.status().as_u16();
+    let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    if is_probe && !response.status().is_server_error() {
+        tracing::debug!(http.status = status, http.latency_ms = latency_ms, "request finished");
+    } else {
+        tracing::info!(http.status = status, http.latency_ms = latency_ms, "request finished");
+    }
+    response
 }
 
 /// Opens the span of a request with its id, method and a path that names no secret:

@@ -101,6 +101,62 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The `environment` label of a rejection whose environment is not known or not
+/// configured, so that no client input becomes a label value.
+const UNKNOWN_ENVIRONMENT: &str = "unknown";
+
+/// Registers each series of the counters whose label values come from a fixed set, at
+/// zero, so that every series exists from the first scrape and `rate()` and
+/// `increase()` see its first increment. Counters labelled with a route, an HTTP status
+/// or a CA's status code start at their first event.
+pub(crate) fn start_counters_at_zero(state: &AppState) {
+    use ozo_domain::FindingCode;
+    use ozo_store::jobs::JobAction;
+
+    // A validation finding of any code can reject an upload, and a key-reuse finding
+    // comes from the store. Uploads rejected with 413 count as too-large, also under
+    // the unknown environment.
+    for runtime in state.environments() {
+        for code in FindingCode::ALL {
+            let environment = runtime.environment.name.to_string();
+            metrics::counter!("ozo_csr_rejections_total", "environment" => environment, "reason" => code.as_str())
+                .increment(0);
+        }
+    }
+    let too_large = FindingCode::TooLarge.as_str();
+    metrics::counter!("ozo_csr_rejections_total", "environment" => UNKNOWN_ENVIRONMENT, "reason" => too_large)
+        .increment(0);
+
+    for action in JobAction::ALL {
+        for outcome in crate::signing::OUTCOME_LABELS {
+            metrics::counter!("ozo_signing_attempts_total", "action" => action.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for scope in state.rate_limit_scopes() {
+        metrics::counter!("ozo_rate_limited_total", "scope" => scope).increment(0);
+    }
+    metrics::counter!("ozo_metrics_gauge_errors_total").increment(0);
+}
+
+/// Counts an upload rejected with 413 in `ozo_csr_rejections_total` with the reason
+/// too-large. `requested_environment` becomes the label only when it names a configured
+/// environment. An upload whose environment is in the body that was too large to read
+/// counts as unknown.
+pub(crate) fn count_oversized_upload(state: &AppState, requested_environment: Option<&str>) {
+    let environment = requested_environment
+        .and_then(|name| state.environment(name.trim()))
+        .map_or(UNKNOWN_ENVIRONMENT, |runtime| runtime.environment.name.as_str());
+    tracing::info!(
+        environment,
+        max_body_bytes = crate::MAX_BODY_BYTES,
+        "rejected an upload larger than the body limit"
+    );
+    let reason = ozo_domain::FindingCode::TooLarge.as_str();
+    metrics::counter!("ozo_csr_rejections_total", "environment" => environment.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
 async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     let mut conn = state.pool().acquire().await?;
     let gauges = ozo_store::stats::gauges(&mut conn, EXPIRING_DAYS).await?;

@@ -18,6 +18,11 @@ impl RateLimiter {
         RateLimiter { scope, limit, window }
     }
 
+    /// Returns the `scope` label of `ozo_rate_limited_total`.
+    pub fn scope(&self) -> &'static str {
+        self.scope
+    }
+
     /// Counts one hit for `key`, and returns how long until the key may act again when it
     /// is over the limit. The key is stored only as its SHA-256.
     pub async fn check(&self, pool: &PgPool, key: &str) -> Result<Result<(), Duration>, sqlx::Error> {

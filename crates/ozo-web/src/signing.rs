@@ -61,15 +61,25 @@ pub async fn run_job(state: &AppState, request_id: Option<Uuid>) -> Result<bool,
     Ok(true)
 }
 
+impl Outcome {
+    /// Returns the `outcome` label of `ozo_signing_attempts_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Issued => "done",
+            Outcome::Retry(_) => "retry",
+            Outcome::Failed(_) => "failed",
+            Outcome::Gone => "gone",
+        }
+    }
+}
+
+/// Every value of [`Outcome::label`], so that each series can start at zero.
+pub(crate) const OUTCOME_LABELS: [&str; 4] = ["done", "retry", "failed", "gone"];
+
 /// Counts a job's attempt at the CA by what it asked and how it ended.
 fn count_attempt(action: JobAction, outcome: &Outcome) {
-    let outcome = match outcome {
-        Outcome::Issued => "done",
-        Outcome::Retry(_) => "retry",
-        Outcome::Failed(_) => "failed",
-        Outcome::Gone => "gone",
-    };
-    metrics::counter!("ozo_signing_attempts_total", "action" => action.as_str(), "outcome" => outcome).increment(1);
+    metrics::counter!("ozo_signing_attempts_total", "action" => action.as_str(), "outcome" => outcome.label())
+        .increment(1);
 }
 
 async fn finish_issue(conn: &mut PgConnection, job: ClaimedJob, outcome: Outcome) -> Result<(), StoreError> {
@@ -332,5 +342,12 @@ mod tests {
         let late = backoff(30);
         assert!(late <= LONGEST_RETRY.mul_f64(1.25), "{late:?}");
         assert!(late >= LONGEST_RETRY.mul_f64(0.75), "{late:?}");
+    }
+
+    #[test]
+    fn outcome_labels_are_listed() {
+        let outcomes = [Outcome::Issued, Outcome::Retry(String::new()), Outcome::Failed(String::new()), Outcome::Gone];
+        let labels: Vec<&str> = outcomes.iter().map(Outcome::label).collect();
+        assert_eq!(labels, OUTCOME_LABELS);
     }
 }
