@@ -234,6 +234,9 @@ async fn each_request_has_its_whole_history_on_one_page() {
     let rejected = upload("wrong-subject", PRODUCTION_SUBJECT, &code);
     assert_eq!(rejected.status, 422, "{}", rejected.body);
     let rejected_id = rejected.json()["request_id"].as_str().unwrap().to_owned();
+    // A rejected upload records its organisation too.
+    let names = curl(&["-H", &auth, &server.url("/api/v1/audit/organisations?contains=linde")]).json();
+    assert_eq!(names["organisations"], serde_json::json!(["Zorggroep De Linde"]));
     let issued = upload("client", STAGING_SUBJECT, &code);
     assert_eq!(issued.status, 201, "{}", issued.body);
     let issued_id = issued.json()["id"].as_str().unwrap().to_owned();

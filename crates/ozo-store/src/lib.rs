@@ -38,15 +38,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
-        // The searches take optional filters as `($1 IS NULL OR column = $1)`, and only a
-        // plan made for the actual values can drop the unused ones and use an index.
-        // NOTE: in the benchmark of docs/benchmarks.md this setting changed no figure.
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                sqlx::Executor::execute(&mut *conn, "SET plan_cache_mode = force_custom_plan").await?;
-                Ok(())
-            })
-        })
+        // A connection is not pinged before each use: that would add a round trip to
+        // every query. A broken connection fails the query that uses it instead.
+        .test_before_acquire(false)
         .connect(database_url)
         .await
 }

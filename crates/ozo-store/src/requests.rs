@@ -143,16 +143,23 @@ impl TryFrom<RawRequest> for RequestRow {
     }
 }
 
-/// Inserts a request. A public key already on a request that was not rejected gives
-/// [`StoreError::KeyReuse`].
+/// Inserts a request and records its organisation. A public key already on a request that
+/// was not rejected gives [`StoreError::KeyReuse`].
 #[tracing::instrument(name = "db.insert_request", skip_all, fields(request.id = %request.id, environment = request.environment))]
 pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result<(), StoreError> {
     let findings = request.stored_findings()?;
 
     let result = sqlx::query!(
-        r#"INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
-                                 invitation_id, unverified, status_token_sha256)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+        r#"WITH inserted AS (
+               INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
+                                     invitation_id, unverified, status_token_sha256)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               RETURNING organisation
+           )
+           INSERT INTO organisations (name)
+           SELECT organisation FROM inserted
+           WHERE NOT EXISTS (SELECT 1 FROM organisations WHERE name = inserted.organisation)
+           ON CONFLICT (name) DO NOTHING"#,
         request.id,
         request.environment,
         request.organisation,
@@ -192,8 +199,9 @@ pub enum Recorded {
 
 /// Records an accepted upload in one statement, so that one round trip and one commit
 /// do it: checks that the key was never exposed, uses up the invitation for the
-/// environment when there is one, inserts the request as pending and queues its
-/// `request.received` event with `event_detail`. Either all of it is written or nothing.
+/// environment when there is one, inserts the request as pending, records its
+/// organisation and queues its `request.received` event with `event_detail`. Either all
+/// of it is written or nothing.
 #[tracing::instrument(name = "db.record_upload", skip_all, fields(request.id = %request.id, environment = request.environment))]
 pub async fn record_upload(
     conn: &mut PgConnection,
@@ -223,6 +231,12 @@ pub async fn record_upload(
                WHERE NOT (SELECT exposed FROM exposed) AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM used))
                RETURNING id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
                          status_reason, invitation_id, unverified, created_at, updated_at
+           ),
+           organisation AS (
+               INSERT INTO organisations (name)
+               SELECT organisation FROM inserted
+               WHERE NOT EXISTS (SELECT 1 FROM organisations WHERE name = inserted.organisation)
+               ON CONFLICT (name) DO NOTHING
            ),
            queued AS (
                INSERT INTO event_queue (actor, request_id, kind, detail)

@@ -202,6 +202,11 @@ async fn load_certificates(conn: &mut PgConnection, count: u64) {
     .execute(&mut *conn)
     .await
     .unwrap();
+    // The service records each organisation as it writes a request; this bulk load does it once.
+    sqlx::query("INSERT INTO organisations (name) SELECT DISTINCT organisation FROM requests ON CONFLICT DO NOTHING")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO certificates (id, request_id, serial_hex, issuer, pem, chain_pem, not_before, not_after, sha256, spki_sha256)
          SELECT ('c' || lpad(to_hex(i), 31, '0'))::uuid, lpad(to_hex(i), 32, '0')::uuid, to_hex(i * 7919 + 1), 'CN=bench',
