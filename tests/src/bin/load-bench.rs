@@ -144,6 +144,8 @@ fn main() {
     psql(&url, "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
     let insert_sql = dir.join("insert.sql");
     std::fs::write(&insert_sql, "INSERT INTO bench_rows (payload) VALUES (decode(md5(random()::text), 'hex'));\n").unwrap();
+    let statements_sql = dir.join("upload-statements.sql");
+    std::fs::write(&statements_sql, upload_statements()).unwrap();
     let mut best_rate: f64 = 0.0;
     let mut best_latency_ms: f64 = 0.0;
     let mut best_connections = 1;
@@ -154,15 +156,18 @@ fn main() {
         let peak = RssSampler::start(server.id());
         let result = wrk(&upload_lua, &upload_url, connections, threads, seconds, &[prefix.to_str().unwrap(), "0"]);
         let peak_kib = peak.stop();
-        let tps = pgbench(&url, &insert_sql, connections, seconds);
+        let tps = pgbench(&url, &insert_sql, connections, seconds, false);
+        let statements_tps = pgbench(&url, &statements_sql, connections, seconds, true);
         println!(
-            "uploads at {connections:>2} connections: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, errors {}; pgbench insert {:.0}/s; ratio {:.2}; peak RSS {:.1} MB",
+            "uploads at {connections:>2} connections: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, errors {}; pgbench insert {:.0}/s; ratio {:.2}; pgbench upload statements {:.0}/s; ratio {:.2}; peak RSS {:.1} MB",
             result.rate,
             result.p50_ms,
             result.p99_ms,
             result.errors,
             tps,
             result.rate / tps,
+            statements_tps,
+            result.rate / statements_tps,
             peak_kib as f64 / 1024.0
         );
         if result.rate > best_rate {
@@ -176,7 +181,8 @@ fn main() {
     let added = run(&binary, &url, &["user", "add", "bench-operator", "--role", "operator"], "a long enough password\n");
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let token = String::from_utf8(run(&binary, &url, &["token", "create", "bench-operator"], "").stdout).unwrap().trim().to_owned();
-    let ids = psql_rows(&url, "SELECT id FROM requests WHERE status = 'pending' ORDER BY created_at");
+    let ids =
+        psql_rows(&url, "SELECT id FROM requests WHERE status = 'pending' AND organisation = 'Load test' ORDER BY created_at");
     let issue_connections = 8;
     let id_prefix = dir.join("approve");
     for thread in 1..=2 {
@@ -446,9 +452,12 @@ fn duration_ms(value: &str) -> f64 {
     }
 }
 
-fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64) -> f64 {
+/// Runs `script` for `seconds` and returns pgbench's transactions per second; `prepared`
+/// uses prepared statements, as the service does.
+fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: bool) -> f64 {
     let output = Command::new("pgbench")
         .args(["-n", "-c", &connections.to_string(), "-j", &connections.min(2).to_string()])
+        .args(["-M", if prepared { "prepared" } else { "simple" }])
         .args(["-T", &seconds.to_string(), "-f", script.to_str().unwrap(), url])
         .output()
         .unwrap();
@@ -458,6 +467,50 @@ fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64) -> f64 {
         .find_map(|line| line.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("{text}"))
+}
+
+/// A pgbench script of the database work of one upload, without the service: the same two
+/// statements, the rate-limit count and the upload's statement, taken from the query
+/// cache in `.sqlx`, with new values for each run. Its requests name the organisation
+/// "pgbench", so that step 3 leaves them alone.
+fn upload_statements() -> String {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let find = |marker: &str| -> String {
+        for entry in std::fs::read_dir(&cache).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let query: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let sql = query["query"].as_str().unwrap();
+            if sql.contains(marker) {
+                return sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            }
+        }
+        panic!("no query in {} contains {marker:?}", cache.display())
+    };
+    let values = |sql: String, values: &[&str]| {
+        values.iter().enumerate().rev().fold(sql, |sql, (index, value)| sql.replace(&format!("${}", index + 1), value))
+    };
+    let rate_limit = values(
+        find("INSERT INTO rate_limit_hits"),
+        &["'upload-address'", "sha256('127.0.0.1'::bytea)", "600::float8"],
+    );
+    let upload = values(
+        find("WITH exposed AS ("),
+        &[
+            "gen_random_uuid()",
+            "'staging'",
+            "'pgbench'",
+            "'load@example.nl'",
+            "'pending'",
+            "decode(repeat('30', 300), 'hex')",
+            "sha256(:key::text::bytea)",
+            "'[]'::jsonb",
+            "NULL::uuid",
+            "true",
+            "sha256((:key || 'token')::bytea)",
+            r#"'{"warnings": [], "invitation": null, "unverified": true}'::jsonb"#,
+        ],
+    );
+    format!("\\set key random(1, 9000000000000000)\n{rate_limit};\n{upload};\n")
 }
 
 fn psql(url: &str, sql: &str) {
