@@ -365,8 +365,9 @@ async fn log_chain_head(pool: PgPool) {
 const CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Moves queued events into the chain every [`CHAIN_INTERVAL`], and once more on the way
-/// out. Every instance runs it; while one holds the chain's lock, the others skip their
-/// turn. A failure is logged once, and again only after a success.
+/// out. Every instance runs it; the chain's lock makes them take turns, and a pass
+/// that finds the queue empty costs one index lookup. A failure is logged once, and
+/// again only after a success.
 async fn chain_queued_events(pool: PgPool, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     let mut failing = false;
@@ -376,8 +377,7 @@ async fn chain_queued_events(pool: PgPool, stop: impl std::future::Future<Output
             _ = tokio::time::sleep(CHAIN_INTERVAL) => false,
         };
         let chained = match pool.acquire().await {
-            Ok(mut conn) if stopping => ozo_store::events::chain_queued(&mut conn).await.map(Some),
-            Ok(mut conn) => ozo_store::events::try_chain_queued(&mut conn).await,
+            Ok(mut conn) => ozo_store::events::chain_queued(&mut conn).await,
             Err(error) => Err(error),
         };
         match chained {

@@ -40,9 +40,9 @@ pub struct Event {
 }
 
 /// Records an event and chains it at once, together with every event queued before it,
-/// so that the log shows it as soon as the transaction commits. The chaining takes the
-/// chain's lock until the transaction ends, so appends take turns: use it for actions
-/// that are rare, and [`queue`] on the upload path.
+/// so that the log shows it as soon as the transaction commits. It takes the chain's
+/// lock until the transaction ends, so appends take turns and wait for uploads in flight:
+/// use it for actions that are rare, and [`queue`] on the upload path.
 #[tracing::instrument(name = "db.append_event", skip(conn, detail))]
 pub async fn append(
     conn: &mut PgConnection,
@@ -51,14 +51,15 @@ pub async fn append(
     kind: &str,
     detail: Value,
 ) -> Result<(), sqlx::Error> {
-    queue(conn, actor, request_id, kind, detail).await?;
-    chain_queued(conn).await?;
+    sqlx::query!("SELECT append_event($1, $2, $3, $4)", actor.as_text(), request_id, kind, detail)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Records an event in the queue, from which [`chain_queued`] moves it into the chain.
-/// The event commits with the transaction, like any other row, without waiting for the
-/// chain's lock.
+/// It holds the chain's lock in shared mode until the transaction ends, which uploads do
+/// side by side; call it before any statement that may wait for another upload.
 #[tracing::instrument(name = "db.queue_event", skip(conn, detail))]
 pub async fn queue(
     conn: &mut PgConnection,
@@ -68,7 +69,9 @@ pub async fn queue(
     detail: Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO event_queue (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)",
+        r#"WITH chain_lock AS (SELECT pg_advisory_xact_lock_shared(7078406371))
+           INSERT INTO event_queue (actor, request_id, kind, detail)
+           SELECT $1, $2, $3, $4 FROM chain_lock"#,
         actor.as_text(),
         request_id,
         kind,
@@ -79,20 +82,13 @@ pub async fn queue(
     Ok(())
 }
 
-/// Moves every queued event this transaction can see into the chain, in the order they
-/// were queued, waiting for the chain's lock; returns how many. Readers of the log call
-/// it first, so they see every event that committed before they asked.
+/// Moves every queued event into the chain, in the order they were queued, and returns
+/// how many. It waits for uploads in flight to commit. Readers of the log call it first,
+/// so they see every event that committed before they asked.
 #[tracing::instrument(name = "db.chain_queued_events", skip(conn))]
 pub async fn chain_queued(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    let moved = sqlx::query_scalar!(r#"SELECT chain_queued_events(true) AS "moved!""#).fetch_one(conn).await?;
+    let moved = sqlx::query_scalar!(r#"SELECT chain_queued_events() AS "moved!""#).fetch_one(conn).await?;
     Ok(moved)
-}
-
-/// Like [`chain_queued`], but returns `None` at once when another transaction holds the
-/// chain's lock: that one chains the queue itself. The service's background step uses it.
-#[tracing::instrument(name = "db.try_chain_queued_events", skip(conn))]
-pub async fn try_chain_queued(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT chain_queued_events(false)").fetch_one(conn).await
 }
 
 /// Lists the events of one request, oldest first, after chaining the queue.

@@ -211,7 +211,11 @@ pub async fn record_upload(
     let findings = request.stored_findings()?;
 
     let result = sqlx::query!(
-        r#"WITH exposed AS (
+        r#"WITH chain_lock AS (
+               -- Taken before any row is written; see migrations/20261205000014_event_queue.sql.
+               SELECT pg_advisory_xact_lock_shared(7078406371) IS NULL AS unlocked
+           ),
+           exposed AS (
                SELECT EXISTS (
                    SELECT 1 FROM requests
                    WHERE spki_sha256 = $7 AND status = 'rejected' AND findings @> '[{"code": "private-key"}]'
@@ -219,7 +223,7 @@ pub async fn record_upload(
            ),
            used AS (
                UPDATE invitations SET used_environments = array_append(used_environments, $2)
-               WHERE id = $9 AND NOT (SELECT exposed FROM exposed)
+               WHERE id = $9 AND NOT (SELECT exposed FROM exposed) AND NOT (SELECT unlocked FROM chain_lock)
                  AND withdrawn_at IS NULL AND expires_at > now()
                  AND $2 = ANY (environments) AND NOT ($2 = ANY (used_environments))
                RETURNING id
@@ -228,7 +232,9 @@ pub async fn record_upload(
                INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
                                      invitation_id, unverified, status_token_sha256)
                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-               WHERE NOT (SELECT exposed FROM exposed) AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM used))
+               FROM chain_lock
+               WHERE NOT unlocked AND NOT (SELECT exposed FROM exposed)
+                 AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM used))
                RETURNING id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
                          status_reason, invitation_id, unverified, created_at, updated_at
            ),

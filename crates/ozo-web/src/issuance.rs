@@ -175,6 +175,17 @@ async fn record_rejection(
     let reason = findings.iter().find(|f| f.is_error()).map(|f| f.code.as_str()).unwrap_or("unknown");
     let result = async {
         let mut tx = state.pool().begin().await?;
+        // The event first: it takes the chain's lock in shared mode before the insert
+        // can wait for another upload.
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        events::queue(
+            &mut tx,
+            &Actor::Client,
+            Some(id),
+            "request.rejected",
+            json!({ "reason": reason, "findings": codes }),
+        )
+        .await?;
         requests::insert(
             &mut tx,
             &NewRequest {
@@ -190,15 +201,6 @@ async fn record_rejection(
                 unverified: origin.unverified,
                 status_token_sha256: None,
             },
-        )
-        .await?;
-        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
-        events::queue(
-            &mut tx,
-            &Actor::Client,
-            Some(id),
-            "request.rejected",
-            json!({ "reason": reason, "findings": codes }),
         )
         .await?;
         tx.commit().await?;
