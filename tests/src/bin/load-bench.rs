@@ -494,7 +494,7 @@ fn upload_statements() -> String {
         &["'upload-address'", "sha256('127.0.0.1'::bytea)", "600::float8"],
     );
     let upload = values(
-        find("WITH exposed AS ("),
+        find("exposed AS ("),
         &[
             "gen_random_uuid()",
             "'staging'",
