@@ -481,7 +481,9 @@ fn upload_statements() -> String {
             let query: serde_json::Value = serde_json::from_str(&text).unwrap();
             let sql = query["query"].as_str().unwrap();
             if sql.contains(marker) {
-                return sql.split_whitespace().collect::<Vec<_>>().join(" ");
+                // One line for pgbench: drop the comment lines, then the line breaks.
+                let lines = sql.lines().filter(|line| !line.trim_start().starts_with("--"));
+                return lines.flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ");
             }
         }
         panic!("no query in {} contains {marker:?}", cache.display())
