@@ -3,9 +3,9 @@
 CREATE INDEX requests_exposed_keys ON requests (spki_sha256)
     WHERE status = 'rejected' AND findings @> '[{"code": "private-key"}]';
 
--- Every queued event is deleted within a second, and each chaining step reads the whole
--- queue, dead rows included, until a vacuum removes them. Vacuum it after every thousand
--- deleted rows rather than after a fifth of the table.
+-- Every queued event is deleted within a second, and the deleted rows take space until a
+-- vacuum removes them. Vacuum the queue after every thousand deleted rows rather than
+-- after a fifth of the table.
 ALTER TABLE event_queue SET (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 
 -- The statements that insert requests record the organisation themselves, with one index

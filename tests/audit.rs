@@ -342,7 +342,7 @@ async fn queued_events_join_the_chain_in_order() {
         (0..12).map(|n| server.invitation(&server.inviter(), &format!("Zorg {n}"), &["staging"])).collect();
     let csrs: Vec<_> = (0..12).map(|n| make_csr(work.path(), &format!("client-{n}"), STAGING_SUBJECT).1).collect();
 
-    // An auditor reads an upload's event right after the upload answers.
+    // An auditor reads an upload's event right after the upload returns.
     let base = server.url("");
     let upload = |n: usize| {
         let uploaded = curl(&[

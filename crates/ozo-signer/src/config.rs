@@ -324,10 +324,10 @@ const TOP_LEVEL_KEYS: [&str; 10] = [
 ];
 
 /// Finds a top-level key such as `log_format = "json"` written below a `[section]`
-/// header, where TOML reads it as a key of that section, and returns an error message
-/// that names the key and the section and tells where to move the key. Returns `None` when the text is not valid TOML or has no
-/// such key. Only values that are not tables count, because `[environments.NAME]` may
-/// use any name, such as `listen`.
+/// header, where TOML reads it as a key of that section. Returns an error message that
+/// names the key, the section and where to move the key, or `None` when the text is not
+/// valid TOML or has no such key. Only values that are not tables count, because
+/// `[environments.NAME]` may use any name, such as `listen`.
 fn misplaced_top_level_key(text: &str) -> Option<String> {
     let root: toml::Table = toml::from_str(text).ok()?;
     let mut sections: Vec<(String, &toml::Table)> =

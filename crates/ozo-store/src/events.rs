@@ -58,8 +58,8 @@ pub async fn append(
 }
 
 /// Records an event in the queue, from which [`chain_queued`] moves it into the chain.
-/// It holds the chain's lock in shared mode until the transaction ends, which uploads do
-/// side by side; call it before any statement that may wait for another upload.
+/// It keeps the chain's lock in shared mode until the transaction ends, so many uploads
+/// can queue at once. Call it before any statement that may wait for another upload.
 #[tracing::instrument(name = "db.queue_event", skip(conn, detail))]
 pub async fn queue(
     conn: &mut PgConnection,
@@ -244,7 +244,7 @@ pub async fn history(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<Au
 }
 
 /// Streams every event that matches, newest first, for an export. Call [`chain_queued`]
-/// first, so the export holds the events that committed before it started.
+/// first, so the export contains the events that committed before it started.
 pub fn stream<'c>(
     conn: &'c mut PgConnection,
     filter: &'c EventFilter,

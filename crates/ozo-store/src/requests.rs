@@ -60,7 +60,7 @@ pub struct NewRequest<'a> {
 }
 
 impl NewRequest<'_> {
-    /// The findings as the `findings` column stores them.
+    /// Converts the findings to the JSON of the `findings` column.
     fn stored_findings(&self) -> Result<serde_json::Value, StoreError> {
         let findings: Vec<StoredFinding> = self.findings.iter().map(StoredFinding::from).collect();
         serde_json::to_value(findings).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -182,7 +182,7 @@ pub async fn insert(conn: &mut PgConnection, request: &NewRequest<'_>) -> Result
     }
 }
 
-/// What became of an accepted upload.
+/// The outcome of recording an accepted upload.
 #[derive(Debug)]
 pub enum Recorded {
     /// The request and its `request.received` event were written.
@@ -197,10 +197,10 @@ pub enum Recorded {
     InvitationUnavailable,
 }
 
-/// Records an accepted upload in one statement, so that one round trip and one commit
-/// do it: checks that the key was never exposed, uses up the invitation for the
-/// environment when there is one, inserts the request as pending, records its
-/// organisation and queues its `request.received` event with `event_detail`. Either all
+/// Records an accepted upload in one statement, so it costs one round trip and one commit.
+/// The statement checks that the key was never exposed, uses up the invitation for the
+/// environment when there is one, and inserts the request as pending. It also records the
+/// organisation and queues the `request.received` event with `event_detail`. Either all
 /// of it is written or nothing.
 #[tracing::instrument(name = "db.record_upload", skip_all, fields(request.id = %request.id, environment = request.environment))]
 pub async fn record_upload(

@@ -127,7 +127,7 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
     .await?;
     drop(conn);
 
-    let refusal = match recorded {
+    let finding = match recorded {
         Recorded::Pending(row) => {
             tracing::info!(request.id = %id, environment = environment_name, "accepted a CSR upload");
             return Ok(Uploaded { row, status_token });
@@ -144,7 +144,7 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
         }
     };
     let mut findings = csr.warnings().to_vec();
-    findings.insert(0, refusal);
+    findings.insert(0, finding);
     let record = Rejection { der: Some(csr.der()), spki_sha256: Some(&csr.spki_sha256()) };
     Err(record_rejection(state, id, environment_name, organisation, contact, origin, record, findings).await)
 }

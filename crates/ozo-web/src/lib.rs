@@ -198,7 +198,7 @@ impl AppState {
         &self.inner.settings
     }
 
-    /// The `scope` label of each rate limit.
+    /// Returns the `scope` label of each rate limit.
     fn rate_limit_scopes(&self) -> [&'static str; 3] {
         [
             self.inner.upload_limit_by_address.scope(),

@@ -469,10 +469,10 @@ fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: b
         .unwrap_or_else(|| panic!("{text}"))
 }
 
-/// A pgbench script of the database work of one upload, without the service: the same two
-/// statements, the rate-limit count and the upload's statement, taken from the query
-/// cache in `.sqlx`, with new values for each run. Its requests name the organisation
-/// "pgbench", so that step 3 leaves them alone.
+/// Builds a pgbench script of the database work of one upload, without the service. It
+/// runs the same two statements, the rate-limit count and the upload statement, read from
+/// the query cache in `.sqlx`, with new values for each run. Its requests name the
+/// organisation "pgbench", so that step 3 leaves them alone.
 fn upload_statements() -> String {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
     let find = |marker: &str| -> String {
