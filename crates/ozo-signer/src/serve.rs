@@ -190,12 +190,17 @@ fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 /// Buckets of the duration histograms, in seconds: from a fast page to a slow CA call.
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Buckets of the upload batch sizes, up to the largest batch the writers make.
+const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// Installs the process's metrics recorder and returns what renders it for `/metrics`.
 fn install_metrics_recorder() -> anyhow::Result<ozo_web::MetricsRenderer> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)
+        .context("failed to set the metrics' histogram buckets")?
+        .set_buckets_for_metric(Matcher::Full("ozo_upload_batch_size".to_owned()), &BATCH_BUCKETS)
         .context("failed to set the metrics' histogram buckets")?
         .install_recorder()
         .context("failed to install the metrics recorder")?;
@@ -241,6 +246,10 @@ fn describe_metrics() {
         "Duration of Google CA Service calls, by pool and operation."
     );
     describe_counter!("ozo_ca_calls_total", "Google CA Service calls by pool, operation and outcome (OK or the status code).");
+    describe_histogram!(
+        "ozo_upload_batch_size",
+        "Accepted uploads written to the database in one statement and one commit."
+    );
     describe_gauge!("ozo_audit_chain_length", "Events in the audit hash chain.");
     describe_gauge!("ozo_audit_events_queued", "Events committed but not yet in the audit hash chain.");
     describe_counter!("ozo_rate_limited_total", "Requests refused with 429, by limit (upload-address, upload-invitation, status-address).");

@@ -57,9 +57,8 @@ pub async fn append(
     Ok(())
 }
 
-/// Records an event in the queue, from which [`chain_queued`] moves it into the chain.
-/// It keeps the chain's lock in shared mode until the transaction ends, so many uploads
-/// can queue at once. Call it before any statement that may wait for another upload.
+/// Records an event in the queue, from which [`chain_queued`] moves it into the chain
+/// once the transaction has committed.
 #[tracing::instrument(name = "db.queue_event", skip(conn, detail))]
 pub async fn queue(
     conn: &mut PgConnection,
@@ -69,9 +68,7 @@ pub async fn queue(
     detail: Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"WITH chain_lock AS (SELECT pg_advisory_xact_lock_shared(7078406371))
-           INSERT INTO event_queue (actor, request_id, kind, detail)
-           SELECT $1, $2, $3, $4 FROM chain_lock"#,
+        r#"INSERT INTO event_queue (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)"#,
         actor.as_text(),
         request_id,
         kind,
@@ -82,9 +79,9 @@ pub async fn queue(
     Ok(())
 }
 
-/// Moves every queued event into the chain, in the order they were queued, and returns
-/// how many. It waits for uploads in flight to commit. Readers of the log call it first,
-/// so they see every event that committed before they asked.
+/// Moves every committed event of the queue into the chain, lowest id first, and returns
+/// how many. Readers of the log call it first, so they see every event that committed
+/// before they asked.
 #[tracing::instrument(name = "db.chain_queued_events", skip(conn))]
 pub async fn chain_queued(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     let moved = sqlx::query_scalar!(r#"SELECT chain_queued_events() AS "moved!""#).fetch_one(conn).await?;

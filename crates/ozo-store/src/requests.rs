@@ -197,128 +197,191 @@ pub enum Recorded {
     InvitationUnavailable,
 }
 
-/// Records an accepted upload in one statement, so it costs one round trip and one commit.
-/// The statement checks that the key was never exposed, uses up the invitation for the
-/// environment when there is one, and inserts the request as pending. It also records the
-/// organisation and queues the `request.received` event with `event_detail`. Either all
-/// of it is written or nothing.
-#[tracing::instrument(name = "db.record_upload", skip_all, fields(request.id = %request.id, environment = request.environment))]
-pub async fn record_upload(
+/// Records accepted uploads in one statement and one commit, and returns the outcome of
+/// each in the order given. For each upload the statement checks that the key was never
+/// exposed and is on no other request, uses up the invitation for the environment when
+/// there is one, and inserts the request as pending. It also records the organisation
+/// and queues the `request.received` event, in the order given. For each upload either
+/// all of that is written or nothing.
+///
+/// Two uploads of one key fail the whole statement, and so does an upload whose key
+/// another transaction inserted meanwhile: the caller then records each upload on its
+/// own, where that second case gives [`Recorded::KeyReuse`]. Two uploads must not name
+/// the same invitation, since the statement updates an invitation row only once.
+#[tracing::instrument(name = "db.record_uploads", skip_all, fields(uploads = requests.len()))]
+pub async fn record_uploads(
     conn: &mut PgConnection,
-    request: &NewRequest<'_>,
-    event_detail: serde_json::Value,
-) -> Result<Recorded, StoreError> {
-    let findings = request.stored_findings()?;
+    requests: &[(NewRequest<'_>, serde_json::Value)],
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut ids = Vec::with_capacity(requests.len());
+    let mut environments = Vec::with_capacity(requests.len());
+    let mut organisations = Vec::with_capacity(requests.len());
+    let mut contacts = Vec::with_capacity(requests.len());
+    let mut statuses = Vec::with_capacity(requests.len());
+    let mut csrs = Vec::with_capacity(requests.len());
+    let mut keys = Vec::with_capacity(requests.len());
+    let mut findings = Vec::with_capacity(requests.len());
+    let mut invitations = Vec::with_capacity(requests.len());
+    let mut unverified = Vec::with_capacity(requests.len());
+    let mut tokens = Vec::with_capacity(requests.len());
+    let mut details = Vec::with_capacity(requests.len());
+    for (request, detail) in requests {
+        ids.push(request.id);
+        environments.push(request.environment);
+        organisations.push(request.organisation);
+        contacts.push(request.contact);
+        statuses.push(request.status.as_str());
+        csrs.push(request.csr_der);
+        keys.push(request.spki_sha256);
+        findings.push(request.stored_findings()?);
+        invitations.push(request.invitation_id);
+        unverified.push(request.unverified);
+        tokens.push(request.status_token_sha256);
+        details.push(detail.clone());
+    }
 
-    let result = sqlx::query!(
-        r#"WITH chain_lock AS (
-               -- Taken before any row is written; see migrations/20261205000014_event_queue.sql.
-               SELECT pg_advisory_xact_lock_shared(7078406371) IS NULL AS unlocked
+    let rows = sqlx::query!(
+        r#"WITH batch AS (
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+                                    $7::bytea[], $8::jsonb[], $9::uuid[], $10::bool[], $11::bytea[], $12::jsonb[])
+                   WITH ORDINALITY AS b (id, environment, organisation, contact, status, csr_der, spki_sha256,
+                                         findings, invitation_id, unverified, status_token_sha256, detail, position)
            ),
-           exposed AS (
-               SELECT EXISTS (
-                   SELECT 1 FROM requests
-                   WHERE spki_sha256 = $7 AND status = 'rejected' AND findings @> '[{"code": "private-key"}]'
-               ) AS exposed
+           checked AS (
+               SELECT b.id,
+                      EXISTS (
+                          SELECT 1 FROM requests r
+                          WHERE r.spki_sha256 = b.spki_sha256 AND r.status = 'rejected'
+                            AND r.findings @> '[{"code": "private-key"}]'
+                      ) AS exposed,
+                      EXISTS (
+                          SELECT 1 FROM requests r WHERE r.spki_sha256 = b.spki_sha256 AND r.status <> 'rejected'
+                      ) AS reused
+               FROM batch b
            ),
            used AS (
-               UPDATE invitations SET used_environments = array_append(used_environments, $2)
-               WHERE id = $9 AND NOT (SELECT exposed FROM exposed) AND NOT (SELECT unlocked FROM chain_lock)
-                 AND withdrawn_at IS NULL AND expires_at > now()
-                 AND $2 = ANY (environments) AND NOT ($2 = ANY (used_environments))
-               RETURNING id
+               UPDATE invitations i SET used_environments = array_append(i.used_environments, b.environment)
+               FROM batch b JOIN checked c ON c.id = b.id
+               WHERE i.id = b.invitation_id AND NOT c.exposed AND NOT c.reused
+                 AND i.withdrawn_at IS NULL AND i.expires_at > now()
+                 AND b.environment = ANY (i.environments) AND NOT (b.environment = ANY (i.used_environments))
+               RETURNING b.id
            ),
            inserted AS (
                INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
                                      invitation_id, unverified, status_token_sha256)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-               FROM chain_lock
-               WHERE NOT unlocked AND NOT (SELECT exposed FROM exposed)
-                 AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM used))
+               SELECT b.id, b.environment, b.organisation, b.contact, b.status, b.csr_der, b.spki_sha256, b.findings,
+                      b.invitation_id, b.unverified, b.status_token_sha256
+               FROM batch b JOIN checked c ON c.id = b.id
+               WHERE NOT c.exposed AND NOT c.reused
+                 AND (b.invitation_id IS NULL OR b.id IN (SELECT id FROM used))
+               ORDER BY b.position
                RETURNING id, environment, organisation, contact, status, csr_der, spki_sha256, findings,
                          status_reason, invitation_id, unverified, created_at, updated_at
            ),
            organisation AS (
                INSERT INTO organisations (name)
-               SELECT organisation FROM inserted
+               SELECT DISTINCT organisation FROM inserted
                WHERE NOT EXISTS (SELECT 1 FROM organisations WHERE name = inserted.organisation)
                ON CONFLICT (name) DO NOTHING
            ),
            queued AS (
                INSERT INTO event_queue (actor, request_id, kind, detail)
-               SELECT 'client', id, 'request.received', $12 FROM inserted
+               SELECT 'client', b.id, 'request.received', b.detail
+               FROM batch b JOIN inserted ON inserted.id = b.id
+               ORDER BY b.position
            )
-           SELECT exposed.exposed AS "exposed!", inserted.id AS "id?", inserted.environment AS "environment?",
-                  inserted.organisation AS "organisation?", inserted.contact AS "contact?",
-                  inserted.status AS "status?", inserted.csr_der, inserted.spki_sha256,
-                  inserted.findings AS "findings?", inserted.status_reason, inserted.invitation_id,
-                  inserted.unverified AS "unverified?", inserted.created_at AS "created_at?",
-                  inserted.updated_at AS "updated_at?"
-           FROM exposed LEFT JOIN inserted ON true"#,
-        request.id,
-        request.environment,
-        request.organisation,
-        request.contact,
-        request.status.as_str(),
-        request.csr_der,
-        request.spki_sha256,
-        findings,
-        request.invitation_id,
-        request.unverified,
-        request.status_token_sha256,
-        event_detail,
+           SELECT c.exposed AS "exposed!", c.reused AS "reused!", inserted.id AS "id?",
+                  inserted.environment AS "environment?", inserted.organisation AS "organisation?",
+                  inserted.contact AS "contact?", inserted.status AS "status?", inserted.csr_der,
+                  inserted.spki_sha256, inserted.findings AS "findings?", inserted.status_reason,
+                  inserted.invitation_id, inserted.unverified AS "unverified?",
+                  inserted.created_at AS "created_at?", inserted.updated_at AS "updated_at?"
+           FROM batch b JOIN checked c ON c.id = b.id LEFT JOIN inserted ON inserted.id = b.id
+           ORDER BY b.position"#,
+        &ids,
+        &environments as &[&str],
+        &organisations as &[&str],
+        &contacts as &[&str],
+        &statuses as &[&str],
+        &csrs as &[Option<&[u8]>],
+        &keys as &[Option<&[u8]>],
+        &findings,
+        &invitations as &[Option<Uuid>],
+        &unverified,
+        &tokens as &[Option<&[u8]>],
+        &details,
     )
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await;
 
-    let row = match result {
-        Ok(row) => row,
-        Err(error) if is_unique_violation(&error, "requests_spki_sha256_key") => return Ok(Recorded::KeyReuse),
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) if requests.len() == 1 && is_unique_violation(&error, "requests_spki_sha256_key") => {
+            return Ok(vec![Recorded::KeyReuse]);
+        }
         Err(error) => return Err(error.into()),
     };
-    if row.exposed {
-        return Ok(Recorded::KeyExposed);
+    if rows.len() != requests.len() {
+        return Err(StoreError::Corrupt(format!(
+            "a batch of {} uploads returned {} outcomes",
+            requests.len(),
+            rows.len()
+        )));
     }
-    let (
-        Some(id),
-        Some(environment),
-        Some(organisation),
-        Some(contact),
-        Some(status),
-        Some(findings),
-        Some(unverified),
-        Some(created_at),
-        Some(updated_at),
-    ) = (
-        row.id,
-        row.environment,
-        row.organisation,
-        row.contact,
-        row.status,
-        row.findings,
-        row.unverified,
-        row.created_at,
-        row.updated_at,
-    )
-    else {
-        return Ok(Recorded::InvitationUnavailable);
-    };
-    let raw = RawRequest {
-        id,
-        environment,
-        organisation,
-        contact,
-        status,
-        csr_der: row.csr_der,
-        spki_sha256: row.spki_sha256,
-        findings,
-        status_reason: row.status_reason,
-        invitation_id: row.invitation_id,
-        unverified,
-        created_at,
-        updated_at,
-    };
-    Ok(Recorded::Pending(raw.try_into()?))
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in rows {
+        if row.exposed {
+            outcomes.push(Recorded::KeyExposed);
+            continue;
+        }
+        if row.reused {
+            outcomes.push(Recorded::KeyReuse);
+            continue;
+        }
+        let (
+            Some(id),
+            Some(environment),
+            Some(organisation),
+            Some(contact),
+            Some(status),
+            Some(findings),
+            Some(unverified),
+            Some(created_at),
+            Some(updated_at),
+        ) = (
+            row.id,
+            row.environment,
+            row.organisation,
+            row.contact,
+            row.status,
+            row.findings,
+            row.unverified,
+            row.created_at,
+            row.updated_at,
+        )
+        else {
+            outcomes.push(Recorded::InvitationUnavailable);
+            continue;
+        };
+        let raw = RawRequest {
+            id,
+            environment,
+            organisation,
+            contact,
+            status,
+            csr_der: row.csr_der,
+            spki_sha256: row.spki_sha256,
+            findings,
+            status_reason: row.status_reason,
+            invitation_id: row.invitation_id,
+            unverified,
+            created_at,
+            updated_at,
+        };
+        outcomes.push(Recorded::Pending(raw.try_into()?));
+    }
+    Ok(outcomes)
 }
 
 /// Finds a request by id.

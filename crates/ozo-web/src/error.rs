@@ -75,6 +75,12 @@ impl From<ozo_store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::upload_writer::WriteError> for ApiError {
+    fn from(error: crate::upload_writer::WriteError) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
 impl From<askama::Error> for ApiError {
     fn from(error: askama::Error) -> Self {
         ApiError::Internal(error.into())

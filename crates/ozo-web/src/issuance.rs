@@ -106,26 +106,22 @@ pub async fn upload(state: &AppState, upload: Upload) -> Result<Uploaded, ApiErr
     let status_token = crate::auth::random_secret();
     let warnings: Vec<&str> = csr.warnings().iter().map(|f| f.code.as_str()).collect();
     let detail = json!({ "warnings": warnings, "invitation": origin.invitation_id, "unverified": origin.unverified });
-    let mut conn = state.pool().acquire().await?;
-    let recorded = requests::record_upload(
-        &mut conn,
-        &NewRequest {
+    let recorded = state
+        .upload_writer()
+        .record(crate::upload_writer::AcceptedUpload {
             id,
-            environment: environment_name,
-            organisation,
-            contact,
-            status: RequestStatus::Pending,
-            csr_der: Some(csr.der()),
-            spki_sha256: Some(&csr.spki_sha256()),
-            findings: csr.warnings(),
+            environment: environment_name.to_owned(),
+            organisation: organisation.to_owned(),
+            contact: contact.to_owned(),
+            csr_der: csr.der().to_vec(),
+            spki_sha256: csr.spki_sha256().to_vec(),
+            warnings: csr.warnings().to_vec(),
             invitation_id: origin.invitation_id,
             unverified: origin.unverified,
-            status_token_sha256: Some(&crate::auth::secret_sha256(&status_token)),
-        },
-        detail,
-    )
-    .await?;
-    drop(conn);
+            status_token_sha256: crate::auth::secret_sha256(&status_token).to_vec(),
+            event_detail: detail,
+        })
+        .await?;
 
     let finding = match recorded {
         Recorded::Pending(row) => {
@@ -175,8 +171,6 @@ async fn record_rejection(
     let reason = findings.iter().find(|f| f.is_error()).map(|f| f.code.as_str()).unwrap_or("unknown");
     let result = async {
         let mut tx = state.pool().begin().await?;
-        // The event first: it takes the chain's lock in shared mode before the insert
-        // can wait for another upload.
         let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
         events::queue(
             &mut tx,

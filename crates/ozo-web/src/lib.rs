@@ -32,6 +32,7 @@ pub mod ops;
 mod pages;
 mod ratelimit;
 pub mod signing;
+mod upload_writer;
 
 pub use error::ApiError;
 
@@ -108,6 +109,8 @@ pub struct AppState {
 
 struct AppStateInner {
     pool: PgPool,
+    /// Records accepted uploads in batches.
+    upload_writer: upload_writer::UploadWriter,
     upload_limit_by_address: RateLimiter,
     upload_limit_by_invitation: RateLimiter,
     status_limit_by_address: RateLimiter,
@@ -125,6 +128,7 @@ struct AppStateInner {
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AppState {
+    /// Builds the state and starts its upload writers, so it must run on a Tokio runtime.
     pub fn new(pool: PgPool, environments: Vec<EnvironmentRuntime>, settings: WebSettings) -> Self {
         let environment_list = environments.iter().map(|runtime| runtime.environment.clone()).collect();
         let environments =
@@ -132,6 +136,7 @@ impl AppState {
         let limits = &settings.limits;
         AppState {
             inner: Arc::new(AppStateInner {
+                upload_writer: upload_writer::UploadWriter::start(&pool),
                 pool,
                 upload_limit_by_address: RateLimiter::new(
                     "upload-address",
@@ -180,6 +185,10 @@ impl AppState {
 
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    fn upload_writer(&self) -> &upload_writer::UploadWriter {
+        &self.inner.upload_writer
     }
 
     fn environment(&self, name: &str) -> Option<&EnvironmentRuntime> {

@@ -453,9 +453,11 @@ fn duration_ms(value: &str) -> f64 {
 }
 
 /// Runs `script` for `seconds` and returns pgbench's transactions per second; `prepared`
-/// uses prepared statements, as the service does.
+/// uses prepared statements with one generic plan each, as the service's upload writers do.
 fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: bool) -> f64 {
+    let plans = if prepared { "-c plan_cache_mode=force_generic_plan" } else { "" };
     let output = Command::new("pgbench")
+        .env("PGOPTIONS", plans)
         .args(["-n", "-c", &connections.to_string(), "-j", &connections.min(2).to_string()])
         .args(["-M", if prepared { "prepared" } else { "simple" }])
         .args(["-T", &seconds.to_string(), "-f", script.to_str().unwrap(), url])
@@ -470,8 +472,8 @@ fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: b
 }
 
 /// Builds a pgbench script of the database work of one upload, without the service. It
-/// runs the same two statements, the rate-limit count and the upload statement, read from
-/// the query cache in `.sqlx`, with new values for each run. Its requests name the
+/// runs the same two statements, the rate-limit count and the upload statement with one
+/// upload, read from the query cache in `.sqlx`, with new values for each run. Its requests name the
 /// organisation "pgbench", so that step 3 leaves them alone.
 fn upload_statements() -> String {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
@@ -495,21 +497,23 @@ fn upload_statements() -> String {
         find("INSERT INTO rate_limit_hits"),
         &["'upload-address'", "sha256('127.0.0.1'::bytea)", "600::float8"],
     );
+    // The upload statement takes arrays, one element per upload; here each run is one
+    // upload, as the service writes a lone upload.
     let upload = values(
-        find("exposed AS ("),
+        find("WITH ORDINALITY"),
         &[
-            "gen_random_uuid()",
-            "'staging'",
-            "'pgbench'",
-            "'load@example.nl'",
-            "'pending'",
-            "decode(repeat('30', 300), 'hex')",
-            "sha256(:key::text::bytea)",
-            "'[]'::jsonb",
-            "NULL::uuid",
-            "true",
-            "sha256((:key || 'token')::bytea)",
-            r#"'{"warnings": [], "invitation": null, "unverified": true}'::jsonb"#,
+            "ARRAY[gen_random_uuid()]",
+            "ARRAY['staging']",
+            "ARRAY['pgbench']",
+            "ARRAY['load@example.nl']",
+            "ARRAY['pending']",
+            "ARRAY[decode(repeat('30', 300), 'hex')]",
+            "ARRAY[sha256(:key::text::bytea)]",
+            "ARRAY['[]'::jsonb]",
+            "ARRAY[NULL::uuid]",
+            "ARRAY[true]",
+            "ARRAY[sha256((:key || 'token')::bytea)]",
+            r#"ARRAY['{"warnings": [], "invitation": null, "unverified": true}'::jsonb]"#,
         ],
     );
     format!("\\set key random(1, 9000000000000000)\n{rate_limit};\n{upload};\n")
