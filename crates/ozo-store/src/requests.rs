@@ -247,16 +247,18 @@ pub async fn record_uploads(
                    WITH ORDINALITY AS b (id, environment, organisation, contact, status, csr_der, spki_sha256,
                                          findings, invitation_id, unverified, status_token_sha256, detail, position)
            ),
+           -- The keys are looked up by the array, not row by row, so that a plan made
+           -- while the tables were small never reads a whole table.
+           exposed AS (
+               SELECT spki_sha256 FROM exposed_keys WHERE spki_sha256 = ANY ($7::bytea[])
+           ),
+           reused AS (
+               SELECT spki_sha256 FROM requests WHERE spki_sha256 = ANY ($7::bytea[]) AND status <> 'rejected'
+           ),
            checked AS (
                SELECT b.id,
-                      EXISTS (
-                          SELECT 1 FROM requests r
-                          WHERE r.spki_sha256 = b.spki_sha256 AND r.status = 'rejected'
-                            AND r.findings @> '[{"code": "private-key"}]'
-                      ) AS exposed,
-                      EXISTS (
-                          SELECT 1 FROM requests r WHERE r.spki_sha256 = b.spki_sha256 AND r.status <> 'rejected'
-                      ) AS reused
+                      coalesce(b.spki_sha256 IN (SELECT spki_sha256 FROM exposed), false) AS exposed,
+                      coalesce(b.spki_sha256 IN (SELECT spki_sha256 FROM reused), false) AS reused
                FROM batch b
            ),
            used AS (

@@ -87,8 +87,12 @@ impl UploadWriter {
     pub fn start(pool: &PgPool) -> Self {
         // The writers' own connections keep one plan of each statement. PostgreSQL would
         // otherwise plan every batch again, because its arrays differ each time. Under the
-        // load benchmark, planning then took a fifth of PostgreSQL's time.
-        let options = (*pool.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")]);
+        // load benchmark, planning then took a fifth of PostgreSQL's time. That one plan
+        // may be made on an empty database, where reading a whole table looks cheapest, so
+        // these connections never scan a table: every lookup of the statement has its index.
+        let options = (*pool.connect_options())
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(WRITERS as u32)
             .acquire_timeout(std::time::Duration::from_secs(10))
