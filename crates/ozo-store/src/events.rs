@@ -58,7 +58,8 @@ pub async fn append(
 }
 
 /// Records an event in the queue, from which [`chain_queued`] moves it into the chain
-/// once the transaction has committed.
+/// once the transaction has committed. It holds the queue writers' lock in shared mode
+/// until the transaction ends, so that a chaining pass can tell which ids are final.
 #[tracing::instrument(name = "db.queue_event", skip(conn, detail))]
 pub async fn queue(
     conn: &mut PgConnection,
@@ -68,7 +69,9 @@ pub async fn queue(
     detail: Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO event_queue (actor, request_id, kind, detail) VALUES ($1, $2, $3, $4)"#,
+        r#"WITH writer_lock AS (SELECT pg_advisory_xact_lock_shared(7078406372))
+           INSERT INTO event_queue (actor, request_id, kind, detail)
+           SELECT $1, $2, $3, $4 FROM writer_lock"#,
         actor.as_text(),
         request_id,
         kind,

@@ -241,7 +241,12 @@ pub async fn record_uploads(
     }
 
     let rows = sqlx::query!(
-        r#"WITH batch AS (
+        r#"WITH writer_lock AS (
+               -- Held from before the events get their ids until the commit; see
+               -- migrations/20261205000016_chain_without_waiting.sql.
+               SELECT pg_advisory_xact_lock_shared(7078406372) IS NULL AS unlocked
+           ),
+           batch AS (
                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
                                     $7::bytea[], $8::jsonb[], $9::uuid[], $10::bool[], $11::bytea[], $12::jsonb[])
                    WITH ORDINALITY AS b (id, environment, organisation, contact, status, csr_der, spki_sha256,
@@ -290,7 +295,8 @@ pub async fn record_uploads(
            queued AS (
                INSERT INTO event_queue (actor, request_id, kind, detail)
                SELECT 'client', b.id, 'request.received', b.detail
-               FROM batch b JOIN inserted ON inserted.id = b.id
+               FROM batch b JOIN inserted ON inserted.id = b.id CROSS JOIN writer_lock
+               WHERE NOT writer_lock.unlocked
                ORDER BY b.position
            )
            SELECT c.exposed AS "exposed!", c.reused AS "reused!", inserted.id AS "id?",
