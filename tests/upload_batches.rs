@@ -95,10 +95,11 @@ async fn batch_statement_gives_each_upload_its_outcome() {
     let Recorded::Pending(row) = &outcomes[3] else { unreachable!() };
     assert_eq!((row.id, row.invitation_id, row.unverified), (ids[3], Some(open), false));
 
-    // The invitation is used for staging only; the used one is unchanged.
+    // The open invitation is now used for staging only.
     let open_used: Vec<String> =
         sqlx::query_scalar("SELECT used_environments FROM invitations WHERE id = $1").bind(open).fetch_one(&pool).await.unwrap();
     assert_eq!(open_used, ["staging"]);
+
     // The accepted uploads' events are queued in the batch's order, and nothing else.
     let queued: Vec<Uuid> =
         sqlx::query_scalar("SELECT request_id FROM event_queue ORDER BY id").fetch_all(&pool).await.unwrap();

@@ -201,7 +201,7 @@ fn install_metrics_recorder() -> anyhow::Result<ozo_web::MetricsRenderer> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)
         .context("failed to set the metrics' histogram buckets")?
         .set_buckets_for_metric(Matcher::Full("ozo_upload_batch_size".to_owned()), &BATCH_BUCKETS)
-        .context("failed to set the metrics' histogram buckets")?
+        .context("failed to set the buckets of ozo_upload_batch_size")?
         .install_recorder()
         .context("failed to install the metrics recorder")?;
     describe_metrics();
@@ -374,9 +374,9 @@ async fn log_chain_head(pool: PgPool) {
 const CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Moves queued events into the chain every [`CHAIN_INTERVAL`], and once more on the way
-/// out. Every instance runs it; the chain's lock makes them take turns, and a pass
-/// that finds the queue empty costs one index lookup. A failure is logged once, and
-/// again only after a success.
+/// out. Every instance runs it, and the chain's lock makes them take turns. A pass that
+/// finds nothing new reads a few index entries. A failure is logged once, and again only
+/// after a success.
 async fn chain_queued_events(pool: PgPool, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     let mut failing = false;

@@ -41,8 +41,8 @@ pub struct Event {
 
 /// Records an event and chains it at once, together with every event queued before it,
 /// so that the log shows it as soon as the transaction commits. It takes the chain's
-/// lock until the transaction ends, so appends take turns and wait for uploads in flight:
-/// use it for actions that are rare, and [`queue`] on the upload path.
+/// lock until the transaction ends, so appends and chaining passes take turns. Use it for
+/// actions that are rare, and [`queue`] on the upload path.
 #[tracing::instrument(name = "db.append_event", skip(conn, detail))]
 pub async fn append(
     conn: &mut PgConnection,

@@ -332,9 +332,9 @@ pub async fn record_uploads(
     };
     if rows.len() != requests.len() {
         return Err(StoreError::Corrupt(format!(
-            "a batch of {} uploads returned {} outcomes",
-            requests.len(),
-            rows.len()
+            "the upload statement returned {} outcomes for {} uploads; expected one per upload",
+            rows.len(),
+            requests.len()
         )));
     }
     let mut outcomes = Vec::with_capacity(rows.len());

@@ -176,7 +176,7 @@ async fn write(pool: &PgPool, mut batch: Vec<Job>) {
 
     // One upload can fail a whole batch, for example two of the same key. Each then gets
     // its own statement and its own outcome.
-    tracing::warn!(error = %error, uploads = batch.len(), "a batch of uploads failed to commit; recording each on its own");
+    tracing::warn!(error = %error, uploads = batch.len(), "a batch of uploads failed to commit, so each is recorded on its own");
     for job in batch {
         let outcome = record(pool, std::slice::from_ref(&job)).await.and_then(|mut outcomes| {
             outcomes.pop().ok_or_else(|| StoreError::Corrupt("an upload was recorded without an outcome".to_owned()))

@@ -497,8 +497,8 @@ fn upload_statements() -> String {
         find("INSERT INTO rate_limit_hits"),
         &["'upload-address'", "sha256('127.0.0.1'::bytea)", "600::float8"],
     );
-    // The upload statement takes arrays, one element per upload; here each run is one
-    // upload, as the service writes a lone upload.
+    // The upload statement takes arrays with one element per upload. Here each run is
+    // one upload, as the service writes a lone upload.
     let upload = values(
         find("WITH ORDINALITY"),
         &[
