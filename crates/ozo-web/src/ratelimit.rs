@@ -20,8 +20,9 @@ use sqlx::PgPool;
 /// The maximum number of hits one take gets.
 const MAX_HITS_PER_TAKE: i32 = 64;
 
-/// The maximum number of keys an instance keeps a state of. At it, keys whose window has
-/// ended are dropped; when none has ended, a take gets a single hit, and the key's state is not kept.
+/// The maximum number of keys an instance keeps a state of. At this size, keys whose
+/// window has ended are dropped. If none has ended, a take gets a single hit and the key's
+/// state is not kept.
 const MAX_KEYS: usize = 10_000;
 
 /// At most `limit` hits per `window` for each key of a scope.

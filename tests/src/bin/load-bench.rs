@@ -548,8 +548,8 @@ fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: b
 /// Builds a pgbench script of the database work of one upload, without the service. It
 /// runs the upload statement with one upload, read from the query cache in `.sqlx`, with
 /// new values for each run. The rate limit is left out, because the service takes its
-/// hits 64 at a time. Its requests name the
-/// organisation "pgbench", so that step 3 leaves them alone.
+/// hits 64 at a time. Its requests name the organisation "pgbench", so that step 3 leaves
+/// them alone.
 fn upload_statements() -> String {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
     let find = |marker: &str| -> String {
