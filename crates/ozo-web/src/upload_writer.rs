@@ -7,6 +7,7 @@
 //! so nothing accepted is lost. An upload whose handler went away meanwhile is still
 //! written.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use ozo_domain::{Finding, RequestStatus};
@@ -101,7 +102,11 @@ impl UploadWriter {
         let (sender, receiver) = mpsc::channel(QUEUE_LENGTH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..WRITERS {
-            tokio::spawn(write_batches(pool.clone(), Arc::clone(&receiver)));
+            let pool = pool.clone();
+            tokio::spawn(write_batches(Arc::clone(&receiver), move |batch| {
+                let pool = pool.clone();
+                async move { write(&pool, batch).await }
+            }));
         }
         UploadWriter { sender }
     }
@@ -114,8 +119,13 @@ impl UploadWriter {
     }
 }
 
-/// Takes the uploads waiting, up to [`MAX_BATCH`], writes them, and starts over.
-async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// Takes the uploads waiting, up to [`MAX_BATCH`], has `write` write them, and starts
+/// over.
+async fn write_batches<W, F>(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, write: W)
+where
+    W: Fn(Vec<Job>) -> F,
+    F: Future<Output = ()>,
+{
     // Uploads put off to the next batch, because their invitation is in this one.
     let mut later: Vec<Job> = Vec::new();
     loop {
@@ -124,8 +134,10 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) 
             add_or_put_off(&mut batch, &mut later, job);
         }
 
-        {
-            let mut receiver = receiver.lock().await;
+        // A writer with put-off uploads does not wait for the receiver: an idle writer
+        // holds it while it waits for the next upload, which may never come.
+        let receiver = if batch.is_empty() { Some(receiver.lock().await) } else { receiver.try_lock().ok() };
+        if let Some(mut receiver) = receiver {
             if batch.is_empty() {
                 match receiver.recv().await {
                     Some(job) => batch.push(job),
@@ -138,7 +150,7 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) 
             }
         }
 
-        write(&pool, batch).await;
+        write(batch).await;
     }
 }
 
@@ -190,4 +202,69 @@ async fn record(pool: &PgPool, jobs: &[Job]) -> Result<Vec<Recorded>, StoreError
     let requests: Vec<_> = jobs.iter().map(|job| (job.upload.request(), job.upload.event_detail.clone())).collect();
     let mut conn = pool.acquire().await?;
     requests::record_uploads(&mut conn, &requests).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(invitation_id: Option<Uuid>) -> Job {
+        let upload = AcceptedUpload {
+            id: Uuid::new_v4(),
+            environment: "staging".to_owned(),
+            organisation: "Zorggroep Noord".to_owned(),
+            contact: "it@noord.example".to_owned(),
+            csr_der: Vec::new(),
+            spki_sha256: Vec::new(),
+            warnings: Vec::new(),
+            invitation_id,
+            unverified: invitation_id.is_none(),
+            status_token_sha256: Vec::new(),
+            event_detail: serde_json::Value::Null,
+        };
+        Job { upload, reply: oneshot::channel().0 }
+    }
+
+    /// Two uploads of one invitation arrive together while every writer is idle. The
+    /// first writer puts the second upload off and, after its batch, writes it although
+    /// another writer holds the receiver, waiting for an upload that never comes.
+    // The runtime has one thread, so the writers only run when the test waits, and always
+    // in the same order.
+    #[tokio::test(flavor = "current_thread")]
+    async fn put_off_upload_written_while_others_wait() {
+        let (sender, receiver) = mpsc::channel(QUEUE_LENGTH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let written = Arc::new(std::sync::Mutex::new(Vec::<Vec<Uuid>>::new()));
+        for _ in 0..WRITERS {
+            let written = Arc::clone(&written);
+            tokio::spawn(write_batches(Arc::clone(&receiver), move |batch: Vec<Job>| {
+                let written = Arc::clone(&written);
+                async move {
+                    // Writing takes a while, in which the other writers run.
+                    tokio::task::yield_now().await;
+                    let ids = batch.iter().map(|job| job.upload.id).collect();
+                    written.lock().unwrap().push(ids);
+                }
+            }));
+        }
+
+        let invitation = Some(Uuid::new_v4());
+        let jobs = [job(invitation), job(invitation), job(None)];
+        let ids: Vec<Uuid> = jobs.iter().map(|job| job.upload.id).collect();
+        for job in jobs {
+            sender.send(job).await.unwrap();
+        }
+
+        let all_written = async {
+            while written.lock().unwrap().concat().len() < ids.len() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), all_written).await;
+        let batches = written.lock().unwrap().clone();
+        assert!(outcome.is_ok(), "not every upload was written within 5 s; batches: {batches:?}");
+        // The first batch holds the first upload of the invitation and the upload without
+        // one; the put-off upload comes after it in a batch of its own.
+        assert_eq!(batches, [vec![ids[0], ids[2]], vec![ids[1]]]);
+    }
 }
