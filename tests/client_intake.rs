@@ -146,6 +146,39 @@ async fn uploads_are_rate_limited_per_invitation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn forwarded_client_counted_only_behind_trusted_proxy() {
+    let db = TestDb::create().await;
+    let limited = CONFIG.replace("uploads_per_address_per_10_minutes = 50", "uploads_per_address_per_10_minutes = 2");
+    let behind_proxy = format!("trusted_proxies = [\"127.0.0.1\", \"::1\"]\n{limited}");
+    let work = tempfile::tempdir().unwrap();
+    let (_, production_csr) = make_csr(work.path(), "p", PRODUCTION_SUBJECT);
+    let status_from = |server: &TestServer, forwarded_for: &str| {
+        let header = format!("X-Forwarded-For: {forwarded_for}");
+        let url = server.url("/api/v1/requests?environment=staging&organisation=Zorg&contact=it%40zorg.example");
+        curl(&["-X", "POST", "-H", &header, "--data-binary", &format!("@{}", production_csr.display()), &url]).status
+    };
+
+    // Behind a trusted proxy each forwarded client has its own limit of 2. An address the
+    // client wrote in front of the proxy's entry changes nothing.
+    let server = TestServer::start_with_config(&db.url, Some(&behind_proxy));
+    let statuses: Vec<u16> = ["192.0.2.10", "192.0.2.10", "192.0.2.11, 192.0.2.10", "192.0.2.11", "192.0.2.11"]
+        .iter()
+        .map(|forwarded_for| status_from(&server, forwarded_for))
+        .collect();
+    assert_eq!(statuses, [422, 422, 429, 422, 422]);
+    drop(server);
+
+    // Without trusted proxies the header is ignored, and the peer 127.0.0.1 has the limit.
+    let server = TestServer::start_with_config(&db.url, Some(&limited));
+    let statuses: Vec<u16> =
+        ["192.0.2.20", "192.0.2.21", "192.0.2.22"].iter().map(|forwarded_for| status_from(&server, forwarded_for)).collect();
+    assert_eq!(statuses, [422, 422, 429]);
+
+    drop(server);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unverified_upload_where_allowed() {
     let db = TestDb::create().await;
     let server = TestServer::start_with_config(&db.url, Some(CONFIG));

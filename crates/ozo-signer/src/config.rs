@@ -26,6 +26,10 @@ pub struct Config {
     /// Whether the service is reached over HTTPS, so cookies get `Secure`.
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Reverse proxies and load balancers, as networks (`10.0.0.0/8`) or addresses, whose
+    /// `X-Forwarded-For` names the client that the rate limits count.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
     /// The format of the log lines `serve` writes to standard error. `OZO_LOG_FORMAT`
@@ -310,11 +314,12 @@ impl GoogleCasConfig {
 
 /// The keys of [`Config`]. TOML reads them as top-level keys only above the first
 /// `[section]` header.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "data_dir",
     "listen",
     "database_url",
     "secure_cookies",
+    "trusted_proxies",
     "rate_limits",
     "log_format",
     "metrics_listen",
@@ -385,6 +390,7 @@ impl Config {
             listen: None,
             database_url: None,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
             rate_limits: RateLimitConfig::default(),
             log_format: LogFormat::default(),
             metrics_listen: None,
@@ -392,6 +398,12 @@ impl Config {
             tls: None,
             environments,
         }
+    }
+
+    /// Returns the networks of `trusted_proxies`. [`Config::check`] has made sure that each entry
+    /// reads as one.
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|entry| ozo_web::client_address::parse_trusted_proxy(entry)).collect()
     }
 
     /// Reads and checks a configuration file. Errors name the file and the key.
@@ -419,6 +431,13 @@ impl Config {
         }
         if !(1..=3600).contains(&self.shutdown_grace_seconds) {
             bail!("shutdown_grace_seconds: expected 1 to 3600, found {}", self.shutdown_grace_seconds);
+        }
+        for entry in &self.trusted_proxies {
+            if ozo_web::client_address::parse_trusted_proxy(entry).is_none() {
+                bail!(
+                    "trusted_proxies: expected networks or addresses such as \"10.0.0.0/8\" or \"2001:db8::1\", found {entry:?}"
+                );
+            }
         }
         if let (Some(metrics), Some(listen)) = (self.metrics_listen, self.listen) {
             if metrics == listen {
@@ -581,6 +600,22 @@ mod tests {
         let text = EXAMPLE.replace("[environments.staging", "[environments.listen");
         let config = Config::parse(&text).unwrap();
         assert!(config.environments.contains_key("listen"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked() {
+        let text = format!("trusted_proxies = [\"130.211.0.0/22\", \"2001:db8::/32\", \"127.0.0.1\"]\n{EXAMPLE}");
+        let proxies: Vec<String> =
+            Config::parse(&text).unwrap().trusted_proxies().iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["130.211.0.0/22", "2001:db8::/32", "127.0.0.1/32"]);
+        assert!(Config::parse(EXAMPLE).unwrap().trusted_proxies().is_empty());
+
+        let text = format!("trusted_proxies = [\"10.0.0.0/8\", \"load-balancer\"]\n{EXAMPLE}");
+        let error = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(
+            error.contains(r#"trusted_proxies: expected networks or addresses such as "10.0.0.0/8" or "2001:db8::1", found "load-balancer""#),
+            "{error}"
+        );
     }
 
     #[test]

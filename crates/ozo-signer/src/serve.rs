@@ -124,6 +124,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
         secure_cookies: config.secure_cookies,
         limits: config.rate_limits.to_limits(),
         metrics_on_main_listener: config.metrics_listen.is_none(),
+        trusted_proxies: config.trusted_proxies(),
         ..WebSettings::default()
     };
     let state = AppState::new(pool, environments, settings).with_metrics(metrics);

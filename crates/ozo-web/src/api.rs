@@ -1,9 +1,7 @@
 //! The JSON API under `/api/v1`.
 
 use axum::body::Bytes;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +12,7 @@ use ozo_store::requests;
 use serde::Deserialize;
 
 use crate::auth::ApiAccount;
+use crate::client_address::ClientAddress;
 use crate::extract::RequestId;
 use crate::i18n::{RequestLang, Text};
 use crate::issuance::{self, findings_of, request_view, Upload};
@@ -64,7 +63,7 @@ struct UploadQuery {
 async fn create_request(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -112,7 +111,7 @@ async fn create_request(
             csr: body.to_vec(),
         }
     };
-    state.limit_upload(client.ip(), upload.invitation.as_deref()).await?;
+    state.limit_upload(client, upload.invitation.as_deref()).await?;
 
     let uploaded = issuance::upload(&state, upload).await?;
 

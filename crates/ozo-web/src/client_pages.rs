@@ -1,10 +1,10 @@
 //! The pages of clients: the upload form and the status page of a request. Both work
 //! without JavaScript and are rate-limited per client address.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use ozo_store::requests::{self, RequestRow};
 use serde::Deserialize;
 
 use crate::auth::secret_sha256;
+use crate::client_address::ClientAddress;
 use crate::i18n::{client_texts, page_texts, ClientTexts, PageTexts, RequestLang, Text};
 use crate::issuance::{self, Upload};
 use crate::{ApiError, AppState};
@@ -210,7 +211,7 @@ async fn read_form(mut multipart: Multipart, form: &mut UploadForm) -> Result<()
 async fn upload(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let mut form = UploadForm::default();
@@ -222,7 +223,7 @@ async fn upload(
     }
     let mut page = upload_page(&state, lang, &form);
     apply_invitation(&state, lang, &mut page, &form.invitation).await?;
-    if let Err(error) = state.limit_upload(client.ip(), Some(&form.invitation)).await {
+    if let Err(error) = state.limit_upload(client, Some(&form.invitation)).await {
         let ApiError::TooManyRequests { retry_after } = error else {
             return Err(error);
         };
@@ -308,8 +309,8 @@ struct StatusPage<'a> {
 }
 
 /// Finds the request of a status token, counting the view against the address's limit.
-async fn request_of_token(state: &AppState, client: SocketAddr, token: &str) -> Result<RequestRow, ApiError> {
-    state.limit_status(client.ip()).await?;
+async fn request_of_token(state: &AppState, client: IpAddr, token: &str) -> Result<RequestRow, ApiError> {
+    state.limit_status(client).await?;
     let mut conn = state.pool().acquire().await?;
     requests::find_by_status_token(&mut conn, &secret_sha256(token)).await?.ok_or_else(|| {
         ApiError::NotFound(Text::new(
@@ -322,7 +323,7 @@ async fn request_of_token(state: &AppState, client: SocketAddr, token: &str) -> 
 async fn status_page(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = request_of_token(&state, client, &token).await?;
@@ -364,7 +365,7 @@ async fn status_page(
 
 async fn status_download(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     Path((token, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let row = request_of_token(&state, client, &token).await?;

@@ -21,6 +21,7 @@ pub mod admin;
 mod api;
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 mod client_pages;
 mod error;
 mod extract;
@@ -65,6 +66,9 @@ pub struct WebSettings {
     /// Whether the main router serves `/metrics`; off when a separate metrics listener
     /// does.
     pub metrics_on_main_listener: bool,
+    /// The reverse proxies whose `X-Forwarded-For` names the client, as the module
+    /// `client_address` reads it.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Rate limits of the public routes, as a count per window.
@@ -97,6 +101,7 @@ impl Default for WebSettings {
             session_idle: time::Duration::minutes(30),
             limits: RateLimits::default(),
             metrics_on_main_listener: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! changes state carries the session's CSRF token.
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{self, PageRejection, PageSession, ReaderSession};
+use crate::client_address::ClientAddress;
 use crate::extract::RequestId;
 use crate::i18n::{page_texts, PageTexts, RequestLang};
 use crate::issuance;
@@ -155,11 +156,10 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 async fn login(
     State(state): State<AppState>,
     RequestLang(lang): RequestLang,
-    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    ClientAddress(address): ClientAddress,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let name = form.name.trim().to_owned();
-    let address = client.ip();
 
     // Repeated failures slow the next attempt. The wait happens before a connection is
     // taken, so slowed attempts hold no database resources.
