@@ -22,8 +22,8 @@ use uuid::Uuid;
 const MAX_BATCH: usize = 64;
 
 /// Batches written at the same time, each on its own connection. One writer makes the
-/// batches largest: under the load benchmark it used 134 to 144 µs of PostgreSQL CPU time
-/// per upload at 32 connections against 201 to 235 µs with four writers, and did more
+/// batches largest: under the load benchmark it used 123 to 144 µs of PostgreSQL CPU time
+/// per upload at 32 connections against 195 to 235 µs with four writers, and did more
 /// uploads per second (docs/benchmarks.md). Its cost: a batch that waits for a row lock,
 /// say of an invitation another transaction is changing, holds up every upload behind it
 /// until that transaction ends.
@@ -138,8 +138,8 @@ where
             add_or_put_off(&mut batch, &mut later, job);
         }
 
-        // A writer with put-off uploads does not wait for the receiver: an idle writer
-        // holds it while it waits for the next upload, which may never come.
+        // A writer with put-off uploads does not wait for the receiver, because an idle
+        // writer keeps it locked while it waits for the next upload, which may never come.
         let receiver = if batch.is_empty() { Some(receiver.lock().await) } else { receiver.try_lock().ok() };
         if let Some(mut receiver) = receiver {
             if batch.is_empty() {
@@ -231,7 +231,7 @@ mod tests {
 
     /// Two uploads of one invitation arrive together while every writer is idle. The
     /// first writer puts the second upload off and, after its batch, writes it although
-    /// another writer holds the receiver, waiting for an upload that never comes.
+    /// another writer keeps the receiver locked, waiting for an upload that never comes.
     // The runtime has one thread, so the writers only run when the test waits, and always
     // in the same order.
     #[tokio::test(flavor = "current_thread")]
@@ -268,7 +268,7 @@ mod tests {
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), all_written).await;
         let batches = written.lock().unwrap().clone();
         assert!(outcome.is_ok(), "not every upload was written within 5 s; batches: {batches:?}");
-        // The first batch holds the first upload of the invitation and the upload without
+        // The first batch contains the first upload of the invitation and the upload without
         // one; the put-off upload comes after it in a batch of its own.
         assert_eq!(batches, [vec![ids[0], ids[2]], vec![ids[1]]]);
     }
