@@ -426,3 +426,64 @@ async fn queued_events_join_the_chain_in_order() {
     drop(server);
     db.drop_database().await;
 }
+
+/// Checks each insert into the chain: an event with a wrong hash, a gap before it or a
+/// link to an event other than the head is rejected, and a correct continuation is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn inserted_events_must_continue_the_chain() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    for kind in ["test.first", "test.second"] {
+        sqlx::query("SELECT append_event('tester', NULL, $1, '{}')").bind(kind).execute(&pool).await.unwrap();
+    }
+    sqlx::query("INSERT INTO event_queue (actor, kind, detail) VALUES ('tester', 'test.third', '{\"n\": 3}')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let moved: i64 = sqlx::query_scalar("SELECT chain_queued_events()").fetch_one(&pool).await.unwrap();
+    assert_eq!(moved, 1);
+
+    // Inserts one event at `place`, linked to the event at `link`, with the SQL expression
+    // `hash` as its hash.
+    let insert = |place: i64, link: i64, hash: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let statement = format!(
+                "INSERT INTO events (at, actor, kind, detail, seq, prev_hash, hash)
+                 SELECT t, 'tester', 'test.inserted', '{{}}', $1, e.hash, {hash}
+                 FROM events e, (SELECT date_trunc('second', now()) AS t) AS clock WHERE e.seq = $2"
+            );
+            sqlx::query(&statement).bind(place).bind(link).execute(&pool).await
+        }
+    };
+    let right_hash = "event_hash(e.hash, $1, t, 'tester', NULL, 'test.inserted', '{}')";
+
+    let rejected = [
+        ("a wrong hash", insert(4, 3, "sha256('not the event')").await),
+        ("a gap", insert(5, 3, right_hash).await),
+        ("a link to an older event", insert(4, 2, right_hash).await),
+    ];
+    for (case, result) in rejected {
+        let error = result.expect_err(case);
+        assert!(error.to_string().contains("the event at place"), "{case}: {error}");
+        assert!(error.to_string().contains("does not continue the event chain"), "{case}: {error}");
+    }
+    let accepted = insert(4, 3, right_hash).await.unwrap();
+    assert_eq!(accepted.rows_affected(), 1);
+
+    let chain: Vec<(i64, String, bool, bool)> = sqlx::query_as(
+        "SELECT seq, kind, hash = event_hash(prev_hash, seq, at, actor, request_id, kind, detail),
+                prev_hash IS NOT DISTINCT FROM lag(hash) OVER (ORDER BY seq)
+         FROM events ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expected = [(1, "test.first"), (2, "test.second"), (3, "test.third"), (4, "test.inserted")];
+    assert_eq!(chain.len(), expected.len(), "{chain:?}");
+    for ((seq, kind, hashed, linked), (expected_seq, expected_kind)) in chain.iter().zip(expected) {
+        assert_eq!((*seq, kind.as_str(), *hashed, *linked), (expected_seq, expected_kind, true, true), "{chain:?}");
+    }
+    pool.close().await;
+    db.drop_database().await;
+}
