@@ -32,8 +32,10 @@ BEGIN
        OR (n.place > 1 AND (n.seq <> n.before_seq + 1 OR n.prev_hash IS DISTINCT FROM n.before_hash))
        -- The first continues the chain's head, or starts the chain.
        OR (n.place = 1 AND n.seq = 1 AND n.prev_hash IS NOT NULL)
-       OR (n.place = 1 AND n.seq <> 1 AND NOT EXISTS (SELECT FROM events e WHERE e.seq = n.seq - 1))
-       OR (n.place = 1 AND n.seq <> 1 AND n.prev_hash IS DISTINCT FROM (SELECT e.hash FROM events e WHERE e.seq = n.seq - 1))
+       -- A missing event before it gives NULL, which counts as broken. A scalar subquery
+       -- keeps to the index, where NOT EXISTS was planned as a hash of every event.
+       OR (n.place = 1 AND n.seq <> 1
+           AND coalesce(n.prev_hash <> (SELECT e.hash FROM events e WHERE e.seq = n.seq - 1), true))
     ORDER BY n.seq
     LIMIT 1;
     IF FOUND THEN
