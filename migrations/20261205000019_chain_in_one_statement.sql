@@ -3,8 +3,8 @@
 -- the chain and called event_hash() for each event, and the pass took 80 µs per event;
 -- now it takes 53 µs (docs/benchmarks.md). The trigger that replaces it runs once per
 -- statement and rejects events that do not continue the chain: a wrong hash, a gap, or
--- a link to another event than the one before. Events still get into the chain only
--- through chain_queued_events() and append_event(), which take the chain's lock.
+-- a link to an event other than the one before. The service adds events only through
+-- chain_queued_events() and append_event(), which take the chain's lock.
 --
 -- event_hash() reads the server's encoding through convert_to(), so it is stable, not
 -- immutable. Marked stable, PostgreSQL can inline it where it is called.
