@@ -42,13 +42,10 @@ async fn add_invitation(pool: &sqlx::PgPool, environments: &[&str], used: &[&str
     id
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn batch_statement_gives_each_upload_its_outcome() {
-    let db = TestDb::create().await;
-    let pool = db.pool().await;
-    let mut conn = pool.acquire().await.unwrap();
-
-    // Already stored: a pending request, and a rejected one whose private key was sent.
+/// Stores a pending request, a rejected one whose private key was sent, an open
+/// invitation for both environments and one already used for staging. Returns the two
+/// keys, then the two invitations.
+async fn store_earlier_uploads(pool: &sqlx::PgPool) -> (Vec<u8>, Vec<u8>, Uuid, Uuid) {
     let (reused, exposed) = (key("reused"), key("exposed"));
     sqlx::query(
         "INSERT INTO requests (id, environment, organisation, contact, status, csr_der, spki_sha256, findings, unverified)
@@ -60,23 +57,52 @@ async fn batch_statement_gives_each_upload_its_outcome() {
     .bind(&reused)
     .bind(Uuid::new_v4())
     .bind(&exposed)
-    .execute(&mut *conn)
+    .execute(pool)
     .await
     .unwrap();
-    let open = add_invitation(&pool, &["staging", "production"], &[]).await;
-    let used = add_invitation(&pool, &["staging"], &["staging"]).await;
+    let open = add_invitation(pool, &["staging", "production"], &[]).await;
+    let used = add_invitation(pool, &["staging"], &["staging"]).await;
 
-    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
-    let keys: Vec<Vec<u8>> = (0..6).map(|n| key(&format!("new {n}"))).collect();
-    let tokens: Vec<Vec<u8>> = (0..6).map(|n| key(&format!("token {n}"))).collect();
-    let batch = vec![
+    (reused, exposed, open, used)
+}
+
+/// Makes ids, keys and status tokens for six new uploads.
+fn new_uploads() -> (Vec<Uuid>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let ids = (0..6).map(|_| Uuid::new_v4()).collect();
+    let keys = (0..6).map(|n| key(&format!("new {n}"))).collect();
+    let tokens = (0..6).map(|n| key(&format!("token {n}"))).collect();
+    (ids, keys, tokens)
+}
+
+/// Builds six uploads on the earlier ones: a new key, the exposed key, the reused key,
+/// the open invitation, the used invitation, and a new organisation.
+fn six_uploads<'a>(
+    ids: &[Uuid],
+    keys: &'a [Vec<u8>],
+    tokens: &'a [Vec<u8>],
+    (exposed, reused): (&'a [u8], &'a [u8]),
+    (open, used): (Uuid, Uuid),
+) -> Vec<NewRequest<'a>> {
+    vec![
         pending(ids[0], "Huisarts West", &keys[0], &tokens[0], None),
-        pending(ids[1], "Huisarts West", &exposed, &tokens[1], None),
-        pending(ids[2], "Huisarts West", &reused, &tokens[2], None),
+        pending(ids[1], "Huisarts West", exposed, &tokens[1], None),
+        pending(ids[2], "Huisarts West", reused, &tokens[2], None),
         pending(ids[3], "Wijkzorg Oost", &keys[3], &tokens[3], Some(open)),
         pending(ids[4], "Wijkzorg Oost", &keys[4], &tokens[4], Some(used)),
         pending(ids[5], "Nieuwe Zorg", &keys[5], &tokens[5], None),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_statement_gives_each_upload_its_outcome() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+
+    let (reused, exposed, open, used) = store_earlier_uploads(&pool).await;
+
+    let (ids, keys, tokens) = new_uploads();
+    let batch = six_uploads(&ids, &keys, &tokens, (&exposed, &reused), (open, used));
     let batch: Vec<_> = batch.into_iter().map(|request| (serde_json::json!({ "n": request.id }), request)).map(|(detail, request)| (request, detail)).collect();
 
     let outcomes = requests::record_uploads(&mut conn, &batch).await.unwrap();
@@ -115,6 +141,62 @@ async fn batch_statement_gives_each_upload_its_outcome() {
         (pending(Uuid::new_v4(), "Huisarts West", &twice, &tokens[2], None), serde_json::json!({})),
     ];
     assert!(requests::record_uploads(&mut conn, &again).await.is_err());
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM requests").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 5);
+
+    drop(conn);
+    pool.close().await;
+    db.drop_database().await;
+}
+
+/// Records the uploads of the batch test one at a time, as the service records a lone
+/// upload with a statement of its own, and expects the same outcomes and writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn lone_statement_gives_the_same_outcomes() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let (reused, exposed, open, used) = store_earlier_uploads(&pool).await;
+
+    let (ids, keys, tokens) = new_uploads();
+    let uploads = six_uploads(&ids, &keys, &tokens, (&exposed, &reused), (open, used));
+    let mut names = Vec::new();
+    for upload in uploads {
+        let detail = serde_json::json!({ "n": upload.id });
+        let mut outcomes = requests::record_uploads(&mut conn, &[(upload, detail)]).await.unwrap();
+        assert_eq!(outcomes.len(), 1);
+        names.push(match outcomes.remove(0) {
+            Recorded::Pending(row) => format!("pending {} {:?} {}", row.organisation, row.invitation_id, row.unverified),
+            other => format!("{other:?}"),
+        });
+    }
+
+    assert_eq!(
+        names,
+        [
+            "pending Huisarts West None true".to_owned(),
+            "KeyExposed".to_owned(),
+            "KeyReuse".to_owned(),
+            format!("pending Wijkzorg Oost Some({open}) false"),
+            "InvitationUnavailable".to_owned(),
+            "pending Nieuwe Zorg None true".to_owned(),
+        ]
+    );
+    let open_used: Vec<String> =
+        sqlx::query_scalar("SELECT used_environments FROM invitations WHERE id = $1").bind(open).fetch_one(&pool).await.unwrap();
+    assert_eq!(open_used, ["staging"]);
+    let queued: Vec<Uuid> =
+        sqlx::query_scalar("SELECT request_id FROM event_queue ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(queued, [ids[0], ids[3], ids[5]]);
+    let organisations: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM organisations ORDER BY name").fetch_all(&pool).await.unwrap();
+    assert!(organisations.contains(&"Nieuwe Zorg".to_owned()), "{organisations:?}");
+
+    // The same key once more is key reuse, and nothing more is written.
+    let token = key("token again");
+    let again = pending(Uuid::new_v4(), "Huisarts West", &keys[0], &token, None);
+    let outcomes = requests::record_uploads(&mut conn, &[(again, serde_json::json!({}))]).await.unwrap();
+    assert!(matches!(outcomes[..], [Recorded::KeyReuse]), "{outcomes:?}");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM requests").fetch_one(&pool).await.unwrap();
     assert_eq!(stored, 5);
 

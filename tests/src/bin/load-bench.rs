@@ -546,8 +546,8 @@ fn pgbench(url: &str, script: &Path, connections: u32, seconds: u64, prepared: b
 }
 
 /// Builds a pgbench script of the database work of one upload, without the service. It
-/// runs the upload statement with one upload, read from the query cache in `.sqlx`, with
-/// new values for each run. The rate limit is left out, because the service takes its
+/// runs the statement that records a lone upload, read from the query cache in `.sqlx`,
+/// with new values for each run. The rate limit is left out, because the service takes its
 /// hits 64 at a time. Its requests name the organisation "pgbench", so that step 3 leaves
 /// them alone.
 fn upload_statements() -> String {
@@ -568,23 +568,22 @@ fn upload_statements() -> String {
     let values = |sql: String, values: &[&str]| {
         values.iter().enumerate().rev().fold(sql, |sql, (index, value)| sql.replace(&format!("${}", index + 1), value))
     };
-    // The upload statement takes arrays with one element per upload. Here each run is
-    // one upload, as the service writes a lone upload.
+    // A lone upload has a statement of its own, without the arrays of a batch.
     let upload = values(
-        find("WITH ORDINALITY"),
+        find("CROSS JOIN reused LEFT JOIN inserted"),
         &[
-            "ARRAY[gen_random_uuid()]",
-            "ARRAY['staging']",
-            "ARRAY['pgbench']",
-            "ARRAY['load@example.nl']",
-            "ARRAY['pending']",
-            "ARRAY[decode(repeat('30', 300), 'hex')]",
-            "ARRAY[sha256(:key::text::bytea)]",
-            "ARRAY['[]'::jsonb]",
-            "ARRAY[NULL::uuid]",
-            "ARRAY[true]",
-            "ARRAY[sha256((:key || 'token')::bytea)]",
-            r#"ARRAY['{"warnings": [], "invitation": null, "unverified": true}'::jsonb]"#,
+            "gen_random_uuid()",
+            "'staging'",
+            "'pgbench'",
+            "'load@example.nl'",
+            "'pending'",
+            "decode(repeat('30', 300), 'hex')",
+            "sha256(:key::text::bytea)",
+            "'[]'::jsonb",
+            "NULL::uuid",
+            "true",
+            "sha256((:key || 'token')::bytea)",
+            r#"'{"warnings": [], "invitation": null, "unverified": true}'::jsonb"#,
         ],
     );
     format!("\\set key random(1, 9000000000000000)\n{upload};\n")
