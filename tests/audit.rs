@@ -456,19 +456,19 @@ async fn inserted_events_must_continue_the_chain() {
             sqlx::query(&statement).bind(place).bind(link).execute(&pool).await
         }
     };
-    let right_hash = "event_hash(e.hash, $1, t, 'tester', NULL, 'test.inserted', '{}')";
+    let correct_hash = "event_hash(e.hash, $1, t, 'tester', NULL, 'test.inserted', '{}')";
 
     let rejected = [
         ("a wrong hash", insert(4, 3, "sha256('not the event')").await),
-        ("a gap", insert(5, 3, right_hash).await),
-        ("a link to an older event", insert(4, 2, right_hash).await),
+        ("a gap", insert(5, 3, correct_hash).await),
+        ("a link to an older event", insert(4, 2, correct_hash).await),
     ];
     for (case, result) in rejected {
         let error = result.expect_err(case);
         assert!(error.to_string().contains("the event at place"), "{case}: {error}");
         assert!(error.to_string().contains("does not continue the event chain"), "{case}: {error}");
     }
-    let accepted = insert(4, 3, right_hash).await.unwrap();
+    let accepted = insert(4, 3, correct_hash).await.unwrap();
     assert_eq!(accepted.rows_affected(), 1);
 
     let chain: Vec<(i64, String, bool, bool)> = sqlx::query_as(

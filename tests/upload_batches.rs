@@ -93,6 +93,23 @@ fn six_uploads<'a>(
     ]
 }
 
+/// Checks what the accepted ones of [`six_uploads`] wrote: the open invitation is used for
+/// staging only, the events of `accepted` are queued in that order and nothing else is,
+/// and the new organisation is listed.
+async fn check_accepted_writes(pool: &sqlx::PgPool, open: Uuid, accepted: &[Uuid]) {
+    let open_used: Vec<String> =
+        sqlx::query_scalar("SELECT used_environments FROM invitations WHERE id = $1").bind(open).fetch_one(pool).await.unwrap();
+    assert_eq!(open_used, ["staging"]);
+
+    let queued: Vec<Uuid> =
+        sqlx::query_scalar("SELECT request_id FROM event_queue ORDER BY id").fetch_all(pool).await.unwrap();
+    assert_eq!(queued, accepted);
+
+    let organisations: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM organisations ORDER BY name").fetch_all(pool).await.unwrap();
+    assert!(organisations.contains(&"Nieuwe Zorg".to_owned()), "{organisations:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_statement_gives_each_upload_its_outcome() {
     let db = TestDb::create().await;
@@ -121,18 +138,7 @@ async fn batch_statement_gives_each_upload_its_outcome() {
     let Recorded::Pending(row) = &outcomes[3] else { unreachable!() };
     assert_eq!((row.id, row.invitation_id, row.unverified), (ids[3], Some(open), false));
 
-    // The open invitation is now used for staging only.
-    let open_used: Vec<String> =
-        sqlx::query_scalar("SELECT used_environments FROM invitations WHERE id = $1").bind(open).fetch_one(&pool).await.unwrap();
-    assert_eq!(open_used, ["staging"]);
-
-    // The accepted uploads' events are queued in the batch's order, and nothing else.
-    let queued: Vec<Uuid> =
-        sqlx::query_scalar("SELECT request_id FROM event_queue ORDER BY id").fetch_all(&pool).await.unwrap();
-    assert_eq!(queued, [ids[0], ids[3], ids[5]]);
-    let organisations: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM organisations ORDER BY name").fetch_all(&pool).await.unwrap();
-    assert!(organisations.contains(&"Nieuwe Zorg".to_owned()), "{organisations:?}");
+    check_accepted_writes(&pool, open, &[ids[0], ids[3], ids[5]]).await;
 
     // Two uploads of one key in one batch fail it as a whole, and nothing is written.
     let twice = key("twice");
@@ -182,15 +188,7 @@ async fn lone_statement_gives_the_same_outcomes() {
             "pending Nieuwe Zorg None true".to_owned(),
         ]
     );
-    let open_used: Vec<String> =
-        sqlx::query_scalar("SELECT used_environments FROM invitations WHERE id = $1").bind(open).fetch_one(&pool).await.unwrap();
-    assert_eq!(open_used, ["staging"]);
-    let queued: Vec<Uuid> =
-        sqlx::query_scalar("SELECT request_id FROM event_queue ORDER BY id").fetch_all(&pool).await.unwrap();
-    assert_eq!(queued, [ids[0], ids[3], ids[5]]);
-    let organisations: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM organisations ORDER BY name").fetch_all(&pool).await.unwrap();
-    assert!(organisations.contains(&"Nieuwe Zorg".to_owned()), "{organisations:?}");
+    check_accepted_writes(&pool, open, &[ids[0], ids[3], ids[5]]).await;
 
     // The same key once more is key reuse, and nothing more is written.
     let token = key("token again");
