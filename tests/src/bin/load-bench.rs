@@ -2,7 +2,8 @@
 //!
 //! 1. start-up: the time from starting `serve` to the first 200 from `/readyz`, and the idle RSS;
 //! 2. uploads of distinct valid CSRs at 1, 8 and 32 connections, next to what `pgbench`
-//!    reaches for a single-row insert at the same concurrency on the same database;
+//!    reaches for a single-row insert at the same concurrency on the same database, and
+//!    next to the ceiling that the bare parts of an upload allow (see [`Ceiling`]);
 //! 3. local-CA issuance (approvals that sign) next to `cfssl serve` signing the same CSRs;
 //! 4. a long run of uploads at 80 % of the highest measured rate, with the RSS sampled.
 //!
@@ -15,7 +16,7 @@
 //! 0 skips it). It needs wrk, pgbench and psql, and cfssl for step 3 (Debian: wrk,
 //! postgresql-client, golang-cfssl).
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,8 +33,9 @@ use x509_cert::builder::{Builder, RequestBuilder};
 use x509_cert::name::Name;
 
 const CONCURRENCY: [u32; 3] = [1, 8, 32];
-/// CSRs made per second of a short run, more than any run here has uploaded.
-const CSRS_PER_SECOND: u64 = 6_000;
+/// CSRs made per second of a short run, above the highest rate any run here has uploaded
+/// (9,192/s). A run that uses them all up repeats them, and repeats are rejected.
+const CSRS_PER_SECOND: u64 = 16_000;
 
 /// Numbers wrk's threads from 1, so that each reads its own file of bodies.
 const THREAD_IDS: &str = r#"
@@ -161,6 +163,7 @@ fn main() {
         let per_upload_us = |before: u64, after: u64| (after - before) as f64 * 10_000.0 / result.requests.max(1) as f64;
         let tps = pgbench(&url, &insert_sql, connections, seconds, false);
         let statements_tps = pgbench(&url, &statements_sql, connections, seconds, true);
+        let ceiling = Ceiling::measure(&prefix, port, connections, tps);
         println!(
             "uploads at {connections:>2} connections: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, errors {}; pgbench insert {:.0}/s; ratio {:.2}; pgbench upload statement {:.0}/s; ratio {:.2}; peak RSS {:.1} MB; CPU per upload: service {:.0} µs, PostgreSQL {:.0} µs",
             result.rate,
@@ -174,6 +177,14 @@ fn main() {
             peak_kib as f64 / 1024.0,
             per_upload_us(cpu_before.0, cpu_after.0),
             per_upload_us(cpu_before.1, cpu_after.1),
+        );
+        println!(
+            "  ceiling at {connections:>2} connections: {:.0}/s, ratio {:.2} (GET /healthz {:.0}/s; CSR intake {:.0}/s on one core, on {} cores here)",
+            ceiling.rate,
+            ceiling.rate / tps,
+            ceiling.http_rate,
+            ceiling.intake_rate,
+            ceiling.cores,
         );
         if result.rate > best_rate {
             best_rate = result.rate;
@@ -524,6 +535,68 @@ fn duration_ms(value: &str) -> f64 {
         "m" => number * 60_000.0,
         _ => f64::NAN,
     }
+}
+
+/// The highest upload rate that the bare parts of an upload allow on this machine, as an
+/// estimate. Every upload is at least an HTTP exchange with the service, the intake of its
+/// CSR (PEM, DER, policy and the signature check) and a committed insert. Each part's
+/// rate is measured alone: wrk's `GET /healthz` at the same concurrency, `validate` on one
+/// thread, and pgbench's bare insert. If the parts ran one after another with nothing
+/// else, their times per upload would add up:
+///
+/// `1 / ceiling = 1 / http + 1 / (intake × cores used) + 1 / insert`
+///
+/// At one connection the parts of an upload wait for each other, so the intake uses one
+/// core. From two connections on, the sum assumes that every core is busy, and each of the
+/// three parts alone keeps them busy at 8 and 32 connections.
+// NOTE: A service could overlap the intake with the insert's round trip, which this sum
+// leaves out, so the ceiling is an estimate and not a proof.
+struct Ceiling {
+    rate: f64,
+    http_rate: f64,
+    intake_rate: f64,
+    cores: usize,
+}
+
+impl Ceiling {
+    /// Measures the HTTP exchange and the intake of the CSRs in the files at `prefix`,
+    /// and combines them with pgbench's `insert_rate`.
+    fn measure(prefix: &Path, port: u16, connections: u32, insert_rate: f64) -> Ceiling {
+        let threads = connections.min(2);
+        let healthz = format!("http://127.0.0.1:{port}/healthz");
+        let http = wrk_get(&healthz, connections, threads, 5);
+        let intake_rate = intake_rate(&PathBuf::from(format!("{}-1.txt", prefix.display())));
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(connections as usize);
+        let seconds_per_upload = 1.0 / http.rate + 1.0 / (intake_rate * cores as f64) + 1.0 / insert_rate;
+        Ceiling { rate: 1.0 / seconds_per_upload, http_rate: http.rate, intake_rate, cores }
+    }
+}
+
+/// Runs wrk's plain `GET` of `url`, without a script.
+fn wrk_get(url: &str, connections: u32, threads: u32, seconds: u64) -> WrkResult {
+    let script = std::env::temp_dir().join(format!("load-bench-get-{}.lua", std::process::id()));
+    std::fs::write(&script, "").unwrap();
+    let result = wrk(&script, url, connections, threads, seconds, &[]);
+    let _ = std::fs::remove_file(&script);
+    result
+}
+
+/// Returns how many of the CSRs in `path` (one PEM per line, line breaks as `|`) one
+/// thread validates per second, over 2 seconds.
+fn intake_rate(path: &Path) -> f64 {
+    let environments = ozo_domain::Environment::builtin();
+    let staging = environments.iter().find(|environment| environment.name.as_str() == "staging").unwrap();
+    let lines = std::io::BufReader::new(std::fs::File::open(path).unwrap()).lines().take(4096);
+    let csrs: Vec<Vec<u8>> = lines.map(|line| line.unwrap().replace('|', "\n").into_bytes()).collect();
+    let started = Instant::now();
+    let mut count = 0_u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        let csr = &csrs[count as usize % csrs.len()];
+        let verdict = ozo_domain::validate(std::hint::black_box(csr), staging, &environments);
+        assert!(matches!(verdict, ozo_domain::Verdict::Accepted(_)), "a CSR of the run was not accepted");
+        count += 1;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Runs `script` for `seconds` and returns pgbench's transactions per second; `prepared`
