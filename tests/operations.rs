@@ -502,6 +502,90 @@ async fn oversized_uploads_count_as_rejections() {
     db.drop_database().await;
 }
 
+/// Reads from `stream` until the server closes the connection, and returns what it sent
+/// and when it closed. Panics if the connection is still open after 10 seconds.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Instant) {
+    use std::io::Read;
+
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut received = Vec::new();
+    match stream.read_to_end(&mut received) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(error) => panic!("the connection was still open after 10 s ({error}); received: {}", String::from_utf8_lossy(&received)),
+    }
+    (String::from_utf8_lossy(&received).into_owned(), Instant::now())
+}
+
+/// A client that sends its headers or its body more slowly than
+/// `client_read_timeout_seconds` allows does not keep its connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_time_out() {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let db = TestDb::create().await;
+    let config = r#"
+client_read_timeout_seconds = 1
+
+[environments.staging]
+common_name = "connect.zorgverband.nl"
+organization = "OZOverbindzorg"
+allow_uploads_without_invitation = true
+[environments.staging.ca]
+backend = "local"
+"#;
+    let server = TestServer::start_with_config(&db.url, Some(config));
+    let address = server.base_url.trim_start_matches("http://").to_owned();
+
+    // Headers that stop halfway: the connection is closed once the timeout has passed.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    let started = Instant::now();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    let (received, closed) = read_until_closed(&mut stream);
+    let waited = closed - started;
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the timeout; received: {received}");
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}; received: {received}");
+    assert!(!received.contains("200 OK"), "the incomplete request was answered: {received}");
+
+    // A connection kept open after a complete request is closed once the timeout has
+    // passed without a new request.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let (received, closed) = read_until_closed(&mut stream);
+    let waited = closed - started;
+    assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
+    assert!(waited < Duration::from_secs(5), "the idle connection was closed after {waited:?}");
+
+    // An upload whose body stops after 10 of its 500 bytes gets 408, in the language the
+    // client asked for.
+    for (language, expected) in [("en", "did not arrive within 1 s"), ("nl", "kwam niet binnen 1 s binnen")] {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        let request = format!(
+            "POST /api/v1/requests?environment=staging&organisation=Zorg%20Noord&contact=it%40noord.example HTTP/1.1\r\n\
+             Host: 127.0.0.1\r\nAccept-Language: {language}\r\nContent-Type: application/pkcs10\r\nContent-Length: 500\r\n\r\n\
+             -----BEGIN"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let started = Instant::now();
+        let (received, closed) = read_until_closed(&mut stream);
+        let waited = closed - started;
+        assert!(received.starts_with("HTTP/1.1 408 Request Timeout"), "{language}: {received}");
+        assert!(received.contains(expected), "{language}: {received}");
+        assert!(waited >= Duration::from_millis(900), "{language}: answered after {waited:?}, before the timeout");
+    }
+
+    // Nothing of the timed-out upload was recorded.
+    let pool = db.pool().await;
+    let requests: i64 = sqlx::query_scalar("SELECT count(*) FROM requests").fetch_one(&pool).await.unwrap();
+    assert_eq!(requests, 0);
+
+    drop(server);
+    pool.close().await;
+    db.drop_database().await;
+}
+
 /// Waits until the server has logged a line for which `found` holds, and returns every
 /// line up to it as JSON.
 fn log_until(server: &TestServer, found: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {

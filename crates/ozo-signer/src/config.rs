@@ -43,6 +43,11 @@ pub struct Config {
     /// it holds, before it exits anyway.
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// Seconds a client has to send a request's headers, and again to send its body. A
+    /// connection that sends its headers more slowly is closed, and a body that arrives
+    /// more slowly fails its request (408 for an upload through the API).
+    #[serde(default = "default_client_read_timeout_seconds")]
+    pub client_read_timeout_seconds: u64,
     /// HTTPS on `listen`, for a deployment without a proxy that terminates TLS.
     pub tls: Option<TlsConfig>,
     pub environments: BTreeMap<String, EnvironmentConfig>,
@@ -81,6 +86,10 @@ pub struct TlsConfig {
 
 fn default_shutdown_grace_seconds() -> u64 {
     25
+}
+
+fn default_client_read_timeout_seconds() -> u64 {
+    30
 }
 
 /// Limits per client address and per invitation code.
@@ -314,7 +323,7 @@ impl GoogleCasConfig {
 
 /// The keys of [`Config`]. TOML reads them as top-level keys only above the first
 /// `[section]` header.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "data_dir",
     "listen",
     "database_url",
@@ -324,6 +333,7 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "log_format",
     "metrics_listen",
     "shutdown_grace_seconds",
+    "client_read_timeout_seconds",
     "tls",
     "environments",
 ];
@@ -395,6 +405,7 @@ impl Config {
             log_format: LogFormat::default(),
             metrics_listen: None,
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            client_read_timeout_seconds: default_client_read_timeout_seconds(),
             tls: None,
             environments,
         }
@@ -431,6 +442,9 @@ impl Config {
         }
         if !(1..=3600).contains(&self.shutdown_grace_seconds) {
             bail!("shutdown_grace_seconds: expected 1 to 3600, found {}", self.shutdown_grace_seconds);
+        }
+        if !(1..=600).contains(&self.client_read_timeout_seconds) {
+            bail!("client_read_timeout_seconds: expected 1 to 600, found {}", self.client_read_timeout_seconds);
         }
         for entry in &self.trusted_proxies {
             if ozo_web::client_address::parse_trusted_proxy(entry).is_none() {
@@ -616,6 +630,19 @@ mod tests {
             error.contains(r#"trusted_proxies: expected networks or addresses such as "10.0.0.0/8" or "2001:db8::1", found "load-balancer""#),
             "{error}"
         );
+    }
+
+    #[test]
+    fn client_read_timeout_is_checked() {
+        assert_eq!(Config::parse(EXAMPLE).unwrap().client_read_timeout_seconds, 30);
+        assert_eq!(Config::builtin().client_read_timeout_seconds, 30);
+
+        let text = format!("client_read_timeout_seconds = 5\n{EXAMPLE}").replace("client_read_timeout_seconds = 30\n", "");
+        assert_eq!(Config::parse(&text).unwrap().client_read_timeout_seconds, 5);
+
+        let text = EXAMPLE.replace("client_read_timeout_seconds = 30", "client_read_timeout_seconds = 0");
+        let error = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(error.contains("client_read_timeout_seconds: expected 1 to 600, found 0"), "{error}");
     }
 
     #[test]

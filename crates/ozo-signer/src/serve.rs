@@ -122,6 +122,7 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let metrics = install_metrics_recorder()?;
     let settings = WebSettings {
         secure_cookies: config.secure_cookies,
+        client_read_timeout: std::time::Duration::from_secs(config.client_read_timeout_seconds),
         limits: config.rate_limits.to_limits(),
         metrics_on_main_listener: config.metrics_listen.is_none(),
         trusted_proxies: config.trusted_proxies(),
@@ -137,18 +138,29 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     tokio::spawn(sweep_rate_limits(state.pool().clone()));
     let chainer = tokio::spawn(chain_queued_events(state.pool().clone(), stopped(stop.clone())));
 
+    let read_timeout = std::time::Duration::from_secs(config.client_read_timeout_seconds);
     let handle = axum_server::Handle::new();
     let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = match tls {
-        Some(tls) => tokio::spawn(axum_server::from_tcp_rustls(listener, tls).handle(handle.clone()).serve(app)),
-        None => tokio::spawn(axum_server::from_tcp(listener).handle(handle.clone()).serve(app)),
+        Some(tls) => {
+            let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            limit_header_time(&mut server, read_timeout);
+            tokio::spawn(server.serve(app))
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener).handle(handle.clone());
+            limit_header_time(&mut server, read_timeout);
+            tokio::spawn(server.serve(app))
+        }
     };
     let metrics_handle = axum_server::Handle::new();
     let metrics_server = match metrics_listener {
         Some(listener) => {
             tracing::info!(metrics_listen = %listener.local_addr()?, "serving metrics");
             let app = ozo_web::ops::metrics_router(state.clone()).into_make_service();
-            Some(tokio::spawn(axum_server::from_tcp(listener).handle(metrics_handle.clone()).serve(app)))
+            let mut server = axum_server::from_tcp(listener).handle(metrics_handle.clone());
+            limit_header_time(&mut server, read_timeout);
+            Some(tokio::spawn(server.serve(app)))
         }
         None => None,
     };
@@ -179,6 +191,14 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
         Err(_) => tracing::warn!(grace_seconds = grace.as_secs(), "stopped with work unfinished after the grace period"),
     }
     Ok(())
+}
+
+/// Gives each request on the server's connections `timeout` to send its headers, after
+/// which the connection is closed. hyper applies such a timeout only with a timer, and
+/// axum-server sets none, so a client could otherwise hold a connection open forever by
+/// sending its headers a byte at a time.
+fn limit_header_time<A>(server: &mut axum_server::Server<A>, timeout: std::time::Duration) {
+    server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
 /// Binds a listening socket for the server, or fails naming the address.
@@ -343,7 +363,10 @@ pub async fn check_config(config: &Config) -> anyhow::Result<()> {
     }
     let listen = config.listen.map_or_else(|| DEFAULT_LISTEN.to_owned(), |listen| listen.to_string());
     let metrics = config.metrics_listen.map_or_else(|| format!("{listen} (with the service)"), |listen| listen.to_string());
-    summary.push(format!("listen: {listen}; metrics: {metrics}; shutdown grace: {} s", config.shutdown_grace_seconds));
+    summary.push(format!(
+        "listen: {listen}; metrics: {metrics}; shutdown grace: {} s; client read timeout: {} s",
+        config.shutdown_grace_seconds, config.client_read_timeout_seconds
+    ));
     summary.push("the configuration is valid".to_owned());
     println!("{}", summary.join("\n"));
     Ok(())

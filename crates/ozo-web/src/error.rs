@@ -40,6 +40,9 @@ pub enum ApiError {
     /// 409: the request is not in a state that allows the action.
     #[error("conflict: the request is {current}")]
     Conflict { current: RequestStatus, text: Text },
+    /// 408: the request's body did not arrive within the client read timeout.
+    #[error("request timeout: {}", .0.en)]
+    RequestTimeout(Text),
     /// 413: the body is larger than any route accepts.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -88,6 +91,23 @@ impl From<askama::Error> for ApiError {
 }
 
 impl ApiError {
+    /// Returns [`ApiError::RequestTimeout`] when `error` or one of its sources is a
+    /// request body's read timeout, which was `timeout` long, and `None` otherwise.
+    pub fn body_timed_out(error: &(dyn std::error::Error + 'static), timeout: std::time::Duration) -> Option<ApiError> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                let seconds = timeout.as_secs();
+                return Some(ApiError::RequestTimeout(Text::new(
+                    format!("The request body did not arrive within {seconds} s, so the request was not read. Send it again in one go, for example with curl --data-binary @client.csr."),
+                    format!("De body van het verzoek kwam niet binnen {seconds} s binnen, dus het verzoek is niet gelezen. Stuur het opnieuw in één keer, bijvoorbeeld met curl --data-binary @client.csr."),
+                )));
+            }
+            current = error.source();
+        }
+        None
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -98,6 +118,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::CaRefused(_) => StatusCode::BAD_GATEWAY,
@@ -129,6 +150,8 @@ fn title(status: StatusCode, lang: Lang) -> &'static str {
         (403, Lang::Nl) => "Niet toegestaan",
         (404, Lang::En) => "Not found",
         (404, Lang::Nl) => "Niet gevonden",
+        (408, Lang::En) => "Request timed out",
+        (408, Lang::Nl) => "Verzoek verlopen",
         (409, Lang::En) => "Conflict with the current status",
         (409, Lang::Nl) => "Conflict met de huidige status",
         (429, Lang::En) => "Too many requests",
@@ -157,6 +180,7 @@ impl IntoResponse for ApiError {
             | ApiError::NotFound(text)
             | ApiError::Invitation(text)
             | ApiError::FourEyes(text)
+            | ApiError::RequestTimeout(text)
             | ApiError::CaRefused(text)
             | ApiError::CaUnavailable(text) => {
                 json!({ "title": title, "status": status.as_u16(), "detail": text.get(lang) })

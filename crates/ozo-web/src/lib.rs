@@ -12,7 +12,9 @@ use axum::Router;
 use ozo_ca::Signer;
 use ozo_domain::{Environment, EnvironmentName};
 use sqlx::PgPool;
+use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ratelimit::RateLimiter;
@@ -58,6 +60,9 @@ pub struct EnvironmentRuntime {
 pub struct WebSettings {
     /// Whether cookies get the `Secure` attribute; on when the service is reached over TLS.
     pub secure_cookies: bool,
+    /// How long a client may take to send a request's body. A body that arrives more
+    /// slowly fails its extractor, and an upload through the API then gets 408.
+    pub client_read_timeout: std::time::Duration,
     /// How long a session lasts at most.
     pub session_lifetime: time::Duration,
     /// How long a session lasts without use.
@@ -97,6 +102,7 @@ impl Default for WebSettings {
     fn default() -> Self {
         WebSettings {
             secure_cookies: false,
+            client_read_timeout: std::time::Duration::from_secs(30),
             session_lifetime: time::Duration::hours(8),
             session_idle: time::Duration::minutes(30),
             limits: RateLimits::default(),
@@ -290,6 +296,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The timeout wraps each body in a type of its own, which handlers read as `Body`.
+        .layer(MapRequestBodyLayer::new(axum::body::Body::new))
+        .layer(RequestBodyTimeoutLayer::new(state.settings().client_read_timeout))
         .layer(axum::middleware::from_fn(i18n::negotiate_language))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
