@@ -517,8 +517,9 @@ fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Instant) {
     (String::from_utf8_lossy(&received).into_owned(), Instant::now())
 }
 
-/// A client that sends its headers or its body more slowly than
-/// `client_read_timeout_seconds` allows does not keep its connection.
+/// A client that sends nothing, or sends its headers or its body more slowly than
+/// `client_read_timeout_seconds` allows, does not keep its connection, and neither does
+/// one that speaks HTTP/2.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_time_out() {
     use std::io::Write;
@@ -537,6 +538,15 @@ backend = "local"
 "#;
     let server = TestServer::start_with_config(&db.url, Some(config));
     let address = server.base_url.trim_start_matches("http://").to_owned();
+
+    // A connection that sends nothing is closed once the timeout has passed.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    let started = Instant::now();
+    let (received, closed) = read_until_closed(&mut stream);
+    let waited = closed - started;
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the timeout; received: {received}");
+    assert!(waited < Duration::from_secs(5), "the silent connection was closed after {waited:?}");
+    assert_eq!(received, "");
 
     // Headers that stop halfway: the connection is closed once the timeout has passed.
     let mut stream = TcpStream::connect(&address).unwrap();
@@ -560,7 +570,7 @@ backend = "local"
 
     // An upload whose body stops after 10 of its 500 bytes gets 408, in the language the
     // client asked for.
-    for (language, expected) in [("en", "did not arrive within 1 s"), ("nl", "kwam niet binnen 1 s binnen")] {
+    for (language, expected) in [("en", "did not arrive within 1 s of its headers"), ("nl", "kwam niet binnen 1 s na de headers binnen")] {
         let mut stream = TcpStream::connect(&address).unwrap();
         let request = format!(
             "POST /api/v1/requests?environment=staging&organisation=Zorg%20Noord&contact=it%40noord.example HTTP/1.1\r\n\
@@ -573,8 +583,38 @@ backend = "local"
         let waited = closed - started;
         assert!(received.starts_with("HTTP/1.1 408 Request Timeout"), "{language}: {received}");
         assert!(received.contains(expected), "{language}: {received}");
+        assert!(received.to_ascii_lowercase().contains("connection: close"), "{language}: {received}");
         assert!(waited >= Duration::from_millis(900), "{language}: answered after {waited:?}, before the timeout");
     }
+
+    // A body that keeps coming a few bytes at a time still has to be complete within the
+    // timeout, counted from the end of the headers. This holds for the sign-in form too.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .write_all(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut answered = false;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(200));
+        if stream.write_all(b"name=").is_err() {
+            answered = true;
+            break;
+        }
+    }
+    let (received, _) = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    assert!(received.starts_with("HTTP/1.1 408 Request Timeout"), "received after {waited:?}: {received}");
+    assert!(answered || waited < Duration::from_secs(5), "the trickling body was read for {waited:?}");
+
+    // HTTP/2 is not spoken, because hyper has no header or idle timeouts for it.
+    let h2 = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+        .arg(server.url("/healthz"))
+        .output()
+        .unwrap();
+    let outcome = String::from_utf8_lossy(&h2.stdout);
+    assert!(!outcome.starts_with("2 "), "HTTP/2 was served: {outcome}");
 
     // Nothing of the timed-out upload was recorded.
     let pool = db.pool().await;

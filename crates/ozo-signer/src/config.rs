@@ -43,9 +43,9 @@ pub struct Config {
     /// it holds, before it exits anyway.
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
-    /// Seconds a client has to send a request's headers, and again to send its body. A
-    /// connection that sends its headers more slowly is closed, and a body that arrives
-    /// more slowly fails its request (408 for an upload through the API).
+    /// Seconds a client has to send a connection's first byte, a request's headers, and
+    /// then the request's whole body. Slower connections are closed, and a slower body
+    /// gets 408.
     #[serde(default = "default_client_read_timeout_seconds")]
     pub client_read_timeout_seconds: u64,
     /// HTTPS on `listen`, for a deployment without a proxy that terminates TLS.

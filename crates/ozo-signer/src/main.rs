@@ -10,6 +10,7 @@ mod accounts;
 mod config;
 mod csr_check;
 mod serve;
+mod slow_clients;
 
 #[derive(Parser)]
 #[command(name = "ozo-signer", version, about = "CSR approval and signing service for the OZO platform")]

@@ -143,14 +143,12 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = match tls {
         Some(tls) => {
-            let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
-            limit_header_time(&mut server, read_timeout);
-            tokio::spawn(server.serve(app))
+            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            tokio::spawn(limit_slow_clients(server, read_timeout).serve(app))
         }
         None => {
-            let mut server = axum_server::from_tcp(listener).handle(handle.clone());
-            limit_header_time(&mut server, read_timeout);
-            tokio::spawn(server.serve(app))
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(limit_slow_clients(server, read_timeout).serve(app))
         }
     };
     let metrics_handle = axum_server::Handle::new();
@@ -158,9 +156,8 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
         Some(listener) => {
             tracing::info!(metrics_listen = %listener.local_addr()?, "serving metrics");
             let app = ozo_web::ops::metrics_router(state.clone()).into_make_service();
-            let mut server = axum_server::from_tcp(listener).handle(metrics_handle.clone());
-            limit_header_time(&mut server, read_timeout);
-            Some(tokio::spawn(server.serve(app)))
+            let server = axum_server::from_tcp(listener).handle(metrics_handle.clone());
+            Some(tokio::spawn(limit_slow_clients(server, read_timeout).serve(app)))
         }
         None => None,
     };
@@ -193,12 +190,17 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     Ok(())
 }
 
-/// Gives each request on the server's connections `timeout` to send its headers, after
-/// which the connection is closed. hyper applies such a timeout only with a timer, and
-/// axum-server sets none, so a client could otherwise hold a connection open forever by
-/// sending its headers a byte at a time.
-fn limit_header_time<A>(server: &mut axum_server::Server<A>, timeout: std::time::Duration) {
+/// Closes the server's connections that send nothing within `timeout`, those whose
+/// request headers take longer, and those kept alive without a new request for that
+/// long. hyper applies its header read timeout only with a timer, which axum-server does
+/// not set. The server speaks HTTP/1.1 only, because hyper has no such timeouts for
+/// HTTP/2.
+fn limit_slow_clients<A>(
+    mut server: axum_server::Server<A>,
+    timeout: std::time::Duration,
+) -> axum_server::Server<crate::slow_clients::FirstByteAcceptor<A>> {
     server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
+    server.map(|acceptor| crate::slow_clients::FirstByteAcceptor::new(acceptor, timeout))
 }
 
 /// Binds a listening socket for the server, or fails naming the address.
@@ -298,7 +300,7 @@ async fn load_tls(tls: &crate::config::TlsConfig) -> anyhow::Result<axum_server:
     read("tls.private_key", &tls.private_key, "PRIVATE KEY-----", "the certificate's private key in PEM (PKCS#8 or SEC1)")?;
 
     let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate_chain, &tls.private_key).await;
-    loaded.map_err(|error| {
+    let config = loaded.map_err(|error| {
         let text = error.to_string();
         if text.contains("KeyMismatch") || text.contains("not be consistent") {
             anyhow::anyhow!(
@@ -318,7 +320,13 @@ async fn load_tls(tls: &crate::config::TlsConfig) -> anyhow::Result<axum_server:
                 tls.private_key.display()
             )
         }
-    })
+    })?;
+
+    // The server speaks HTTP/1.1 only (see `limit_slow_clients`), so TLS offers no other.
+    let mut server_config = (*config.get_inner()).clone();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.reload_from_config(std::sync::Arc::new(server_config));
+    Ok(config)
 }
 
 /// `ozo-signer config check`: everything `serve` reads before it connects, without

@@ -68,23 +68,17 @@ async fn create_request(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let timeout = state.settings().client_read_timeout;
-    let body = body.map_err(|rejection| {
-        if let Some(timed_out) = ApiError::body_timed_out(&rejection, timeout) {
-            return timed_out;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            // A raw PEM or DER upload names its environment in the query; a JSON upload
+            // names it in the body that was not read.
+            crate::ops::count_oversized_upload(&state, Some(&query.environment));
+            ApiError::PayloadTooLarge
         }
-        match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                // A raw PEM or DER upload names its environment in the query; a JSON upload
-                // names it in the body that was not read.
-                crate::ops::count_oversized_upload(&state, Some(&query.environment));
-                ApiError::PayloadTooLarge
-            }
-            _ => ApiError::BadRequest(Text::new(
-                format!("The request body could not be read: {rejection}."),
-                format!("De body van het verzoek kon niet worden gelezen: {rejection}."),
-            )),
-        }
+        _ => ApiError::BadRequest(Text::new(
+            format!("The request body could not be read: {rejection}."),
+            format!("De body van het verzoek kon niet worden gelezen: {rejection}."),
+        )),
     })?;
 
     // A body that starts with `{` is JSON whatever its Content-Type, because curl sends

@@ -91,21 +91,14 @@ impl From<askama::Error> for ApiError {
 }
 
 impl ApiError {
-    /// Returns [`ApiError::RequestTimeout`] when `error` or one of its sources is a
-    /// request body's read timeout, which was `timeout` long, and `None` otherwise.
-    pub fn body_timed_out(error: &(dyn std::error::Error + 'static), timeout: std::time::Duration) -> Option<ApiError> {
-        let mut current = Some(error);
-        while let Some(error) = current {
-            if error.is::<tower_http::timeout::TimeoutError>() {
-                let seconds = timeout.as_secs();
-                return Some(ApiError::RequestTimeout(Text::new(
-                    format!("The request body did not arrive within {seconds} s, so the request was not read. Send it again in one go, for example with curl --data-binary @client.csr."),
-                    format!("De body van het verzoek kwam niet binnen {seconds} s binnen, dus het verzoek is niet gelezen. Stuur het opnieuw in één keer, bijvoorbeeld met curl --data-binary @client.csr."),
-                )));
-            }
-            current = error.source();
-        }
-        None
+    /// Returns the 408 of a request whose body did not arrive within `timeout` of its
+    /// headers.
+    pub fn body_timeout(timeout: std::time::Duration) -> ApiError {
+        let seconds = timeout.as_secs();
+        ApiError::RequestTimeout(Text::new(
+            format!("The request body did not arrive within {seconds} s of its headers, so the request was not read. Send it again in one go, for example with curl --data-binary @client.csr."),
+            format!("De body van het verzoek kwam niet binnen {seconds} s na de headers binnen, dus het verzoek is niet gelezen. Stuur het opnieuw in één keer, bijvoorbeeld met curl --data-binary @client.csr."),
+        ))
     }
 
     pub fn status(&self) -> StatusCode {

@@ -12,15 +12,14 @@ use axum::Router;
 use ozo_ca::Signer;
 use ozo_domain::{Environment, EnvironmentName};
 use sqlx::PgPool;
-use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ratelimit::RateLimiter;
 
 pub mod admin;
 mod api;
+mod body_deadline;
 pub mod audit;
 pub mod auth;
 pub mod client_address;
@@ -60,8 +59,8 @@ pub struct EnvironmentRuntime {
 pub struct WebSettings {
     /// Whether cookies get the `Secure` attribute; on when the service is reached over TLS.
     pub secure_cookies: bool,
-    /// How long a client may take to send a request's body. A body that arrives more
-    /// slowly fails its extractor, and an upload through the API then gets 408.
+    /// How long a client may take to send a request's body, counted from the end of its
+    /// headers. A request whose body arrives more slowly gets 408.
     pub client_read_timeout: std::time::Duration,
     /// How long a session lasts at most.
     pub session_lifetime: time::Duration,
@@ -296,9 +295,8 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // The timeout wraps each body in a type of its own, which handlers read as `Body`.
-        .layer(MapRequestBodyLayer::new(axum::body::Body::new))
-        .layer(RequestBodyTimeoutLayer::new(state.settings().client_read_timeout))
+        // Inside the language layer, so that its 408 is in the client's language.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), body_deadline::limit_body_time))
         .layer(axum::middleware::from_fn(i18n::negotiate_language))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
