@@ -269,6 +269,7 @@ async fn https_a_separate_metrics_listener_and_config_check() {
     let config = format!(
         r#"
 metrics_listen = "127.0.0.1:{metrics_port}"
+client_read_timeout_seconds = 2
 [tls]
 certificate_chain = "{dir}/server.pem"
 private_key = "{dir}/server-key.pem"
@@ -319,6 +320,20 @@ backend = "local"
         .output()
         .unwrap();
     assert!(!plain.status.success(), "plain HTTP must not be served on the TLS port");
+
+    // TLS offers HTTP/1.1 only, even to a client that asks for HTTP/2 first.
+    let version = Command::new("curl")
+        .args(["-sS", "--http2", "--cacert", &cacert, "-o", "/dev/null", "-w", "%{http_version}"])
+        .arg(format!("{https}/healthz"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout), "1.1", "{}", String::from_utf8_lossy(&version.stderr));
+
+    // A connection that never starts its TLS handshake is closed after the client read
+    // timeout of 2 s.
+    let waited = silent_connection_lifetime(server.base_url.trim_start_matches("http://"));
+    assert!(waited >= Duration::from_millis(1900), "closed after {waited:?}, before the timeout");
+    assert!(waited < Duration::from_secs(6), "the silent TLS connection was closed after {waited:?}");
 
     drop(server);
     db.drop_database().await;
@@ -517,6 +532,16 @@ fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Instant) {
     (String::from_utf8_lossy(&received).into_owned(), Instant::now())
 }
 
+/// Connects to `address`, sends nothing, and returns how long the server kept the
+/// connection open. Panics if the server sent anything.
+fn silent_connection_lifetime(address: &str) -> Duration {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let started = Instant::now();
+    let (received, closed) = read_until_closed(&mut stream);
+    assert_eq!(received, "", "the server sent something to a client that sent nothing");
+    closed - started
+}
+
 /// A client that sends nothing, or sends its headers or its body more slowly than
 /// `client_read_timeout_seconds` allows, does not keep its connection, and neither does
 /// one that speaks HTTP/2.
@@ -540,13 +565,9 @@ backend = "local"
     let address = server.base_url.trim_start_matches("http://").to_owned();
 
     // A connection that sends nothing is closed once the timeout has passed.
-    let mut stream = TcpStream::connect(&address).unwrap();
-    let started = Instant::now();
-    let (received, closed) = read_until_closed(&mut stream);
-    let waited = closed - started;
-    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the timeout; received: {received}");
+    let waited = silent_connection_lifetime(&address);
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the timeout");
     assert!(waited < Duration::from_secs(5), "the silent connection was closed after {waited:?}");
-    assert_eq!(received, "");
 
     // Headers that stop halfway: the connection is closed once the timeout has passed.
     let mut stream = TcpStream::connect(&address).unwrap();
@@ -570,7 +591,7 @@ backend = "local"
 
     // An upload whose body stops after 10 of its 500 bytes gets 408, in the language the
     // client asked for.
-    for (language, expected) in [("en", "did not arrive within 1 s of its headers"), ("nl", "kwam niet binnen 1 s na de headers binnen")] {
+    for (language, expected) in [("en", "was not complete 1 s after its headers"), ("nl", "was 1 s na de headers nog niet compleet")] {
         let mut stream = TcpStream::connect(&address).unwrap();
         let request = format!(
             "POST /api/v1/requests?environment=staging&organisation=Zorg%20Noord&contact=it%40noord.example HTTP/1.1\r\n\
@@ -615,6 +636,13 @@ backend = "local"
         .unwrap();
     let outcome = String::from_utf8_lossy(&h2.stdout);
     assert!(!outcome.starts_with("2 "), "HTTP/2 was served: {outcome}");
+
+    // The silent connection and the HTTP/2 one were counted; closures for slow headers
+    // are not.
+    let metrics = curl(&[&server.url("/metrics")]).body;
+    let closed = |reason: &str| sample(&metrics, &format!("ozo_connections_closed_total{{reason=\"{reason}\"}}"));
+    assert_eq!(closed("no-first-byte"), Some(1.0), "{metrics}");
+    assert_eq!(closed("http2"), Some(1.0), "{metrics}");
 
     // Nothing of the timed-out upload was recorded.
     let pool = db.pool().await;

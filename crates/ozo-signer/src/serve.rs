@@ -143,7 +143,9 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
     let app = ozo_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = match tls {
         Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            let server = axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle.clone())
+                .map(|acceptor| acceptor.handshake_timeout(read_timeout));
             tokio::spawn(limit_slow_clients(server, read_timeout).serve(app))
         }
         None => {
@@ -279,6 +281,13 @@ fn describe_metrics() {
     describe_gauge!("ozo_build_info", "Always 1, with the version of the running binary as a label.");
     metrics::gauge!("ozo_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     describe_counter!("ozo_metrics_gauge_errors_total", "Scrapes whose gauges could not be read from the database in time.");
+    describe_counter!(
+        "ozo_connections_closed_total",
+        "Connections closed before a request, by reason (no-first-byte within the client read timeout, http2)."
+    );
+    for reason in crate::slow_clients::CLOSE_REASONS {
+        metrics::counter!("ozo_connections_closed_total", "reason" => reason).increment(0);
+    }
 }
 
 /// Reads the TLS certificate chain and key. Errors name the config key and the file, and

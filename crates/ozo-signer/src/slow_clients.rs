@@ -49,6 +49,9 @@ where
     }
 }
 
+/// The `reason` labels of `ozo_connections_closed_total`.
+pub const CLOSE_REASONS: [&str; 2] = ["no-first-byte", "http2"];
+
 /// The start of HTTP/2's connection preface, `PRI * HTTP/2.0`.
 const HTTP2_OPENING: &[u8] = b"PRI ";
 
@@ -73,6 +76,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteStream<S> {
             let take = (HTTP2_OPENING.len() - this.opening.len()).min(new.len());
             this.opening.extend_from_slice(&new[..take]);
             if this.opening == HTTP2_OPENING {
+                metrics::counter!("ozo_connections_closed_total", "reason" => CLOSE_REASONS[1]).increment(1);
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP/2 is not served; use HTTP/1.1")));
             }
         }
@@ -86,6 +90,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteStream<S> {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                this.deadline = None;
+                metrics::counter!("ozo_connections_closed_total", "reason" => CLOSE_REASONS[0]).increment(1);
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request arrived within the client read timeout")))
             }
             other => other,

@@ -96,8 +96,8 @@ impl ApiError {
     pub fn body_timeout(timeout: std::time::Duration) -> ApiError {
         let seconds = timeout.as_secs();
         ApiError::RequestTimeout(Text::new(
-            format!("The request body did not arrive within {seconds} s of its headers, so the request was not read. Send it again in one go, for example with curl --data-binary @client.csr."),
-            format!("De body van het verzoek kwam niet binnen {seconds} s na de headers binnen, dus het verzoek is niet gelezen. Stuur het opnieuw in één keer, bijvoorbeeld met curl --data-binary @client.csr."),
+            format!("The request body was not complete {seconds} s after its headers, so the request was not processed. Send it again without pauses; a slow or throttled connection causes this."),
+            format!("De body van het verzoek was {seconds} s na de headers nog niet compleet, dus het verzoek is niet verwerkt. Stuur het opnieuw zonder pauzes; een trage of begrensde verbinding veroorzaakt dit."),
         ))
     }
 
