@@ -195,8 +195,8 @@ async fn run_server(config: &Config, pool: PgPool, listen: SocketAddr) -> anyhow
 /// Closes the server's connections that send nothing within `timeout`, those whose
 /// request headers take longer, and those kept alive without a new request for that
 /// long. hyper applies its header read timeout only with a timer, which axum-server does
-/// not set. The server speaks HTTP/1.1 only, because hyper has no such timeouts for
-/// HTTP/2.
+/// not set. The acceptor also closes connections that open with HTTP/2's preface,
+/// because hyper has no such timeouts for HTTP/2.
 fn limit_slow_clients<A>(
     mut server: axum_server::Server<A>,
     timeout: std::time::Duration,

@@ -49,8 +49,16 @@ where
     }
 }
 
+/// The `reason` label of `ozo_connections_closed_total` for a connection whose first
+/// byte did not arrive in time.
+const NO_FIRST_BYTE: &str = "no-first-byte";
+
+/// The `reason` label of `ozo_connections_closed_total` for a connection that opened
+/// with HTTP/2's preface.
+const HTTP2: &str = "http2";
+
 /// The `reason` labels of `ozo_connections_closed_total`.
-pub const CLOSE_REASONS: [&str; 2] = ["no-first-byte", "http2"];
+pub const CLOSE_REASONS: [&str; 2] = [NO_FIRST_BYTE, HTTP2];
 
 /// The start of HTTP/2's connection preface, `PRI * HTTP/2.0`.
 const HTTP2_OPENING: &[u8] = b"PRI ";
@@ -71,12 +79,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteStream<S> {
         let filled = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
 
-        if let (Poll::Ready(Ok(())), true) = (&read, this.opening.len() < HTTP2_OPENING.len()) {
+        if matches!(read, Poll::Ready(Ok(()))) && this.opening.len() < HTTP2_OPENING.len() {
             let new = &buf.filled()[filled..];
             let take = (HTTP2_OPENING.len() - this.opening.len()).min(new.len());
             this.opening.extend_from_slice(&new[..take]);
             if this.opening == HTTP2_OPENING {
-                metrics::counter!("ozo_connections_closed_total", "reason" => CLOSE_REASONS[1]).increment(1);
+                metrics::counter!("ozo_connections_closed_total", "reason" => HTTP2).increment(1);
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP/2 is not served; use HTTP/1.1")));
             }
         }
@@ -91,7 +99,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteStream<S> {
             }
             Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
                 this.deadline = None;
-                metrics::counter!("ozo_connections_closed_total", "reason" => CLOSE_REASONS[0]).increment(1);
+                metrics::counter!("ozo_connections_closed_total", "reason" => NO_FIRST_BYTE).increment(1);
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request arrived within the client read timeout")))
             }
             other => other,

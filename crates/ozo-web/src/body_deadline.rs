@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -22,6 +22,11 @@ use crate::AppState;
 /// reading it fails, and the handler's client error is replaced by 408 with
 /// `Connection: close`, because the rest of the body is never read.
 pub async fn limit_body_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // A request without a body, such as most GETs, needs no deadline or timer.
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+
     let timeout = state.settings().client_read_timeout;
     let timed_out = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
@@ -33,8 +38,8 @@ pub async fn limit_body_time(State(state): State<AppState>, request: Request, ne
 
     let response = next.run(Request::from_parts(parts, Body::new(body))).await;
 
-    // Only a client error comes from the body: a handler that succeeded or failed on its
-    // own keeps its response.
+    // A failed body read ends in a client error. A handler that succeeded, or failed with
+    // a server error, keeps its response.
     if !timed_out.load(Ordering::Relaxed) || !response.status().is_client_error() {
         return response;
     }

@@ -37,12 +37,12 @@ pub enum ApiError {
     /// created the invitation.
     #[error("the four-eyes rule forbids this approval")]
     FourEyes(Text),
-    /// 409: the request is not in a state that allows the action.
-    #[error("conflict: the request is {current}")]
-    Conflict { current: RequestStatus, text: Text },
     /// 408: the request's body did not arrive within the client read timeout.
     #[error("request timeout: {}", .0.en)]
     RequestTimeout(Text),
+    /// 409: the request is not in a state that allows the action.
+    #[error("conflict: the request is {current}")]
+    Conflict { current: RequestStatus, text: Text },
     /// 413: the body is larger than any route accepts.
     #[error("payload too large")]
     PayloadTooLarge,
